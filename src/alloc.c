@@ -1,0 +1,126 @@
+/* alloc.c — the kiln_* allocation entry points and their POSIX/C edge cases
+ * (errno, overflow, alignment rules, realloc semantics).  The unprefixed
+ * libc names in override.c forward here or to the same inline fast paths. */
+#include <errno.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "check.h"
+#include "os.h"
+#include "segment.h"
+
+const char *kiln_version(void) { return "0.1.0"; }
+
+void *kiln_malloc(size_t size) { return kiln_malloc_inline(size); }
+
+void *kiln_calloc(size_t count, size_t size) {
+  size_t total;
+  if (kiln_unlikely(__builtin_mul_overflow(count, size, &total))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return kiln_heap_malloc_generic(kiln_heap_get_default(), total, true);
+}
+
+/* The realloc contract: realloc(NULL, n) == malloc(n); realloc(p, 0) frees p
+ * and returns NULL (glibc's choice); on failure NULL with ENOMEM and p
+ * untouched; otherwise min(old, new) bytes preserved.  In place when the
+ * block already fits and would not waste more than half of it. */
+void *kiln_realloc(void *p, size_t size) {
+  if (p == NULL) return kiln_malloc(size);
+  if (size == 0) {
+    kiln_free(p);
+    return NULL;
+  }
+  if (kiln_unlikely(size > KILN_MAX_ALLOC_SIZE)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  kiln_segment_t *segment = kiln_segment_of(p);
+  kiln_page_t *page = segment ? kiln_segment_page_of(segment, p) : NULL;
+  kiln_block_t *block = page ? kiln_page_block_of(page, p) : NULL;
+  if (kiln_unlikely(block == NULL)) {
+    /* Not Kiln's: we cannot know how much to copy. */
+    kiln_free_not_ours(p);
+    errno = EINVAL;
+    return NULL;
+  }
+  size_t usable = kiln_usable_size(p);
+  if (!page->flags.x.checked) {
+    if (segment->kind == KILN_SEGMENT_HUGE) {
+      if (kiln_huge_resize(segment, p, size)) return p;
+    } else if (size <= usable && size >= usable / 2) {
+      return p;
+    }
+  } else if (size <= usable && kiln_check_resize_in_place(page, block, p, size)) {
+    return p;
+  }
+  void *moved = kiln_malloc(size);
+  if (moved == NULL) return NULL;
+  memcpy(moved, p, usable < size ? usable : size);
+  kiln_free(p);
+  return moved;
+}
+
+void *kiln_reallocarray(void *p, size_t count, size_t size) {
+  size_t total;
+  if (kiln_unlikely(__builtin_mul_overflow(count, size, &total))) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  return kiln_realloc(p, total);
+}
+
+/* aligned_alloc (C11/C17 as glibc implements it): any power-of-two
+ * alignment, EINVAL otherwise; size need not be a multiple of it. */
+void *kiln_aligned_alloc(size_t alignment, size_t size) {
+  if (kiln_unlikely(!kiln_is_power_of_two(alignment))) {
+    errno = EINVAL;
+    return NULL;
+  }
+  return kiln_heap_malloc_aligned(kiln_heap_get_default(), size, alignment, false);
+}
+
+/* POSIX: EINVAL unless alignment is a power of two multiple of
+ * sizeof(void *); *out is written only on success. */
+int kiln_posix_memalign(void **out, size_t alignment, size_t size) {
+  if (alignment % sizeof(void *) != 0 || !kiln_is_power_of_two(alignment)) return EINVAL;
+  int saved = errno;
+  void *p = kiln_heap_malloc_aligned(kiln_heap_get_default(), size, alignment, false);
+  if (p == NULL) {
+    errno = saved;
+    return ENOMEM;
+  }
+  *out = p;
+  return 0;
+}
+
+/* memalign (obsolete, glibc's rules): a non-power-of-two alignment is
+ * rounded up to the next power of two. */
+void *kiln_memalign(size_t alignment, size_t size) {
+  if (!kiln_is_power_of_two(alignment)) {
+    if (alignment > ((size_t)1 << 62)) {
+      errno = EINVAL;
+      return NULL;
+    }
+    size_t rounded = 16;
+    while (rounded < alignment) rounded <<= 1;
+    alignment = rounded;
+  }
+  return kiln_heap_malloc_aligned(kiln_heap_get_default(), size, alignment, false);
+}
+
+void *kiln_valloc(size_t size) {
+  return kiln_heap_malloc_aligned(kiln_heap_get_default(), size, kiln_os_page_size(), false);
+}
+
+/* pvalloc: page-aligned, size rounded up to whole pages (0 -> one page). */
+void *kiln_pvalloc(size_t size) {
+  size_t page = kiln_os_page_size();
+  if (size > KILN_MAX_ALLOC_SIZE) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t rounded = size == 0 ? page : kiln_align_up(size, page);
+  return kiln_heap_malloc_aligned(kiln_heap_get_default(), rounded, page, false);
+}

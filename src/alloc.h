@@ -1,0 +1,61 @@
+/* alloc.h — the fast paths of malloc and free, inline so that both the
+ * kiln_* entry points (alloc.c, free.c) and the libc names (override.c)
+ * compile the same few instructions. */
+#ifndef KILN_ALLOC_H
+#define KILN_ALLOC_H
+
+#include "heap.h"
+#include "ptr.h"
+
+/* Slow paths (free.c). */
+void kiln_free_generic(kiln_segment_t *segment, kiln_page_t *page, void *p);
+void kiln_free_not_ours(void *p);
+void kiln_free_retire(kiln_page_t *page);
+/* Free a block of a page the calling thread owns (any flags). */
+void kiln_free_local(kiln_heap_t *heap, kiln_page_t *page, kiln_block_t *block);
+/* The start of the block that contains p, or NULL if p is not in a carved
+ * block of the page. */
+kiln_block_t *kiln_page_block_of(kiln_page_t *page, const void *p);
+
+/* Take the first free block (page->free != NULL). */
+kiln_inline void *kiln_page_pop(kiln_page_t *page) {
+  kiln_block_t *block = page->free;
+  page->free = block->next;
+  page->used++;
+  page->alloc_count++;
+  return block;
+}
+
+/* malloc: thread heap (one TLS load) -> direct slot -> page -> pop. */
+kiln_inline void *kiln_malloc_inline(size_t size) {
+  kiln_heap_t *heap = kiln_heap_get_default();
+  if (kiln_likely(size <= KILN_DIRECT_MAX)) {
+    kiln_page_t *page = heap->pages_direct[(size + 15) >> 4];
+    if (kiln_likely(page->free != NULL)) return kiln_page_pop(page);
+  }
+  return kiln_heap_malloc_generic(heap, size, false);
+}
+
+/* free: segment by table and mask -> page by index -> if we own it and it
+ * is a plain page and p starts a carved block, push on local_free.
+ * (A NULL p falls in chunk 0, which is never a segment: the not-ours path.) */
+kiln_inline void kiln_free_inline(void *p) {
+  kiln_segment_t *segment = kiln_segment_of(p);
+  if (kiln_unlikely(segment == NULL)) {
+    kiln_free_not_ours(p);
+    return;
+  }
+  kiln_page_t *page = kiln_segment_page_of(segment, p);
+  if (kiln_likely(page != NULL &&
+                  atomic_load_explicit(&segment->thread_id, memory_order_relaxed) == kiln_thread_id() &&
+                  page->flags.all == 0 && kiln_page_block_index(page, p) < page->capacity)) {
+    kiln_block_t *block = (kiln_block_t *)p;
+    block->next = page->local_free;
+    page->local_free = block;
+    if (kiln_unlikely(--page->used == 0)) kiln_free_retire(page);
+    return;
+  }
+  kiln_free_generic(segment, page, p);
+}
+
+#endif /* KILN_ALLOC_H */

@@ -1,0 +1,37 @@
+/* check.h — hooks of the checking mode (KILN_CHECK, src/check.c) into the
+ * core.  When the mode is off, kiln_check_enabled() is one load of a flag
+ * that never changes after start-up, tested only on slow paths: the checked
+ * pages carry a flag that diverts their frees, and checked heaps keep their
+ * direct slots empty, so the fast paths themselves test nothing. */
+#ifndef KILN_CHECK_H
+#define KILN_CHECK_H
+
+#include "types.h"
+
+extern bool kiln_check_mode;
+
+static inline bool kiln_check_enabled(void) { return __builtin_expect(kiln_check_mode, 0); }
+
+/* Read the options; called once at process start. */
+void kiln_check_init(void);
+/* Allocation with the checks (canary, bookkeeping of the call site). */
+void *kiln_check_malloc(kiln_heap_t *heap, size_t size, size_t alignment, bool zero);
+/* A page was set up / is about to be freed. */
+void kiln_check_page_init(kiln_heap_t *heap, kiln_page_t *page);
+void kiln_check_page_freed(kiln_page_t *page);
+/* The free of block (p as the program passed it); false when the block must
+ * not be freed now (quarantined, or the free was a reported bug). */
+bool kiln_check_free(kiln_page_t *page, kiln_block_t *block, const void *p, size_t size_hint,
+                     size_t alignment_hint);
+/* A detected misuse: `what` e.g. "invalid free"; aborts unless
+ * KILN_ON_ERROR=report. */
+void kiln_check_report(const char *what, const void *p, size_t size);
+/* The usable size the program may rely on (the requested size in checking mode). */
+size_t kiln_check_usable_size(kiln_page_t *page, kiln_block_t *block, size_t usable);
+/* realloc within the block's usable size: update the recorded size and
+ * canary; false if it must move. */
+bool kiln_check_resize_in_place(kiln_page_t *page, kiln_block_t *block, const void *p, size_t size);
+/* Leak report at exit. */
+void kiln_check_at_exit(void);
+
+#endif /* KILN_CHECK_H */

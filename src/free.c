@@ -1,0 +1,120 @@
+/* free.c — free, its slow paths, and usable sizes.
+ *
+ * The fast path (alloc.h) handles the common case: the calling thread owns
+ * the page, the page has no special flag, and p starts a carved block.
+ * Everything else comes here: huge blocks, full pages, over-aligned blocks,
+ * the checking mode, other threads' blocks (kiln_page_free_mt), and pointers
+ * Kiln never handed out, which are counted and otherwise left alone.
+ */
+#include "alloc.h"
+#include "check.h"
+#include "page.h"
+#include "segment.h"
+#include "stats.h"
+
+void kiln_free_not_ours(void *p) {
+  if (p == NULL) return;
+  kiln_stats_count(KILN_STAT_INVALID_FREES, 1);
+  if (kiln_check_enabled()) {
+    kiln_check_report("invalid free", p, 0);
+    return;
+  }
+  kiln_verbose("kiln: free(%p) of a pointer Kiln did not allocate: ignored", p);
+}
+
+static void free_invalid(void *p) {
+  kiln_stats_count(KILN_STAT_INVALID_FREES, 1);
+  if (kiln_check_enabled()) {
+    kiln_check_report("invalid free", p, 0);
+    return;
+  }
+  kiln_verbose("kiln: free(%p) of a pointer that starts no block: ignored", p);
+}
+
+kiln_cold void kiln_free_retire(kiln_page_t *page) {
+  kiln_heap_t *heap = atomic_load_explicit(&page->xheap, memory_order_relaxed);
+  kiln_heap_page_retire(heap, page);
+}
+
+void kiln_free_local(kiln_heap_t *heap, kiln_page_t *page, kiln_block_t *block) {
+  block->next = page->local_free;
+  page->local_free = block;
+  page->used--;
+  if (page->flags.x.in_full) kiln_heap_page_unfull(heap, page);
+  if (page->used == 0) kiln_heap_page_retire(heap, page);
+}
+
+kiln_block_t *kiln_page_block_of(kiln_page_t *page, const void *p) {
+  if (!page->segment_in_use) return NULL;
+  if (page->bin == KILN_BIN_HUGE) return (const uint8_t *)p == page->start ? (kiln_block_t *)page->start : NULL;
+  if (!page->flags.x.has_aligned) return kiln_page_block_index(page, p) < page->capacity ? (kiln_block_t *)p : NULL;
+  /* An over-aligned block: p may point inside it (below start + size). */
+  uintptr_t offset = (uintptr_t)p - (uintptr_t)page->start;
+  size_t index = offset / page->block_size;
+  if ((uintptr_t)p < (uintptr_t)page->start || index >= page->capacity) return NULL;
+  return (kiln_block_t *)(page->start + index * page->block_size);
+}
+
+/* size_hint/alignment_hint: what free_sized/free_aligned_sized claimed
+ * (0: nothing claimed), verified by the checking mode. */
+static void free_generic_hinted(kiln_segment_t *segment, kiln_page_t *page, void *p, size_t size_hint,
+                                size_t alignment_hint) {
+  kiln_block_t *block = page != NULL ? kiln_page_block_of(page, p) : NULL;
+  if (kiln_unlikely(block == NULL)) {
+    free_invalid(p);
+    return;
+  }
+  if (kiln_unlikely(page->flags.x.checked) && !kiln_check_free(page, block, p, size_hint, alignment_hint))
+    return;
+  if (segment->kind == KILN_SEGMENT_HUGE) {
+    kiln_huge_free(segment);
+    return;
+  }
+  if (atomic_load_explicit(&segment->thread_id, memory_order_relaxed) == kiln_thread_id()) {
+    kiln_free_local(atomic_load_explicit(&page->xheap, memory_order_relaxed), page, block);
+  } else {
+    kiln_page_free_mt(page, block);
+    kiln_stats_count(KILN_STAT_REMOTE_FREES, 1);
+  }
+}
+
+kiln_noinline void kiln_free_generic(kiln_segment_t *segment, kiln_page_t *page, void *p) {
+  free_generic_hinted(segment, page, p, 0, 0);
+}
+
+void kiln_free(void *p) { kiln_free_inline(p); }
+
+size_t kiln_usable_size(const void *p) {
+  kiln_segment_t *segment = kiln_segment_of(p);
+  if (segment == NULL) return 0;
+  kiln_page_t *page = kiln_segment_page_of(segment, p);
+  if (page == NULL) return 0;
+  kiln_block_t *block = kiln_page_block_of(page, p);
+  if (block == NULL) return 0;
+  size_t usable = page->block_size - (size_t)((const uint8_t *)p - (const uint8_t *)block);
+  if (kiln_unlikely(page->flags.x.checked)) return kiln_check_usable_size(page, block, usable);
+  return usable;
+}
+
+bool kiln_owns(const void *p) { return kiln_segment_of(p) != NULL; }
+
+/* C23: the size (and alignment) must be those of the allocation; outside the
+ * checking mode Kiln does not need them. */
+static void free_checked_sized(void *p, size_t size, size_t alignment) {
+  kiln_segment_t *segment = kiln_segment_of(p);
+  if (segment == NULL) {
+    kiln_free_not_ours(p);
+    return;
+  }
+  free_generic_hinted(segment, kiln_segment_page_of(segment, p), p, size == 0 ? 1 : size, alignment);
+}
+
+void kiln_free_sized(void *p, size_t size) {
+  if (kiln_unlikely(kiln_check_enabled()) && p != NULL) free_checked_sized(p, size, 0);
+  else kiln_free_inline(p);
+}
+
+void kiln_free_aligned_sized(void *p, size_t alignment, size_t size) {
+  if (kiln_unlikely(kiln_check_enabled()) && p != NULL) free_checked_sized(p, size, alignment == 0 ? 1 : alignment);
+  else kiln_free_inline(p);
+}

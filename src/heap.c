@@ -1,0 +1,326 @@
+/* heap.c — a heap's page queues: finding a page to allocate from (the slow
+ * path of malloc), moving pages between the bin queues and the full queue,
+ * retiring empty pages, and giving all pages up (collect, abandon, destroy).
+ * Every function here runs on the heap's owner thread.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "alloc.h"
+#include "check.h"
+#include "heap.h"
+#include "os.h"
+#include "page.h"
+#include "segment.h"
+#include "stats.h"
+
+/* The empty page: `free` is always NULL, so the fast path's pop fails into
+ * the slow path; nothing ever writes it. */
+kiln_page_t kiln_page_empty;
+
+kiln_heap_t kiln_heap_empty = {
+  .pages_direct = {[0 ... KILN_DIRECT_SLOTS - 1] = &kiln_page_empty},
+};
+
+static kiln_page_queue_t *page_queue_of(kiln_heap_t *heap, kiln_page_t *page) {
+  return &heap->pages[page->flags.x.in_full ? KILN_BIN_FULL : page->bin];
+}
+
+void kiln_heap_setup(kiln_heap_t *heap, kiln_tld_t *tld, bool first_class) {
+  memset(heap, 0, sizeof *heap);
+  heap->tld = tld;
+  heap->thread_id = tld->thread_id;
+  heap->is_first_class = first_class;
+  heap->no_direct = kiln_check_enabled();
+  for (size_t i = 0; i < KILN_DIRECT_SLOTS; i++) heap->pages_direct[i] = &kiln_page_empty;
+  for (unsigned bin = 1; bin < KILN_BIN_COUNT; bin++) heap->pages[bin].block_size = kiln_bin_size[bin];
+  kiln_os_random(heap->keys, sizeof heap->keys);
+  kiln_os_random(&heap->random, sizeof heap->random);
+  heap->random |= 1;
+}
+
+void kiln_heap_update_direct(kiln_heap_t *heap, unsigned bin) {
+  size_t size = kiln_bin_size[bin];
+  if (size > KILN_DIRECT_MAX || heap->no_direct) return;
+  kiln_page_t *page = heap->pages[bin].first;
+  if (page == NULL) page = &kiln_page_empty;
+  /* Slots (s + 15) / 16 for the request sizes s this bin serves: from just
+   * above the previous bin's size up to this one's (slot 0, malloc(0), goes
+   * with bin 1). */
+  size_t first_slot = bin == 1 ? 0 : (kiln_bin_size[bin - 1] >> 4) + 1;
+  for (size_t slot = first_slot; slot <= (size >> 4); slot++) heap->pages_direct[slot] = page;
+}
+
+void kiln_stats_page_used(kiln_page_t *page) {
+  long long delta = (long long)page->used - (long long)page->used_accounted;
+  if (delta != 0) {
+    kiln_stats_allocated_delta(delta * (long long)page->block_size);
+    page->used_accounted = page->used;
+  }
+}
+
+/* --- moving pages ---------------------------------------------------------- */
+void kiln_heap_page_to_full(kiln_heap_t *heap, kiln_page_t *page) {
+  kiln_queue_remove(&heap->pages[page->bin], page);
+  page->flags.x.in_full = 1;
+  kiln_queue_push_back(&heap->pages[KILN_BIN_FULL], page);
+  kiln_page_set_delayed(page, KILN_USE_DELAYED_FREE, false);
+  /* A remote free may have landed between our last collect and the state
+   * change (it then went onto thread_free, unseen): look once more so no
+   * block is stranded in a page that nothing will revisit. */
+  kiln_page_collect(page);
+  if (page->free != NULL) kiln_heap_page_unfull(heap, page);
+}
+
+void kiln_heap_page_unfull(kiln_heap_t *heap, kiln_page_t *page) {
+  kiln_queue_remove(&heap->pages[KILN_BIN_FULL], page);
+  page->flags.x.in_full = 0;
+  kiln_page_set_delayed(page, KILN_NO_DELAYED_FREE, false);
+  kiln_page_queue_t *queue = &heap->pages[page->bin];
+  kiln_queue_push_back(queue, page);
+  if (queue->first == page) kiln_heap_update_direct(heap, page->bin);
+}
+
+void kiln_heap_page_free(kiln_heap_t *heap, kiln_page_t *page) {
+  kiln_page_queue_t *queue = page_queue_of(heap, page);
+  bool was_first = queue->first == page;
+  kiln_queue_remove(queue, page);
+  if (was_first && !page->flags.x.in_full) kiln_heap_update_direct(heap, page->bin);
+  /* No remote thread may still hold the heap through this page. */
+  kiln_page_set_delayed(page, KILN_NEVER_DELAYED_FREE, true);
+  kiln_stats_page_used(page);
+  kiln_tld_t *tld = heap->tld;
+  if (page->bin < KILN_BIN_COUNT)
+    atomic_store_explicit((_Atomic uint64_t *)&tld->stats.bin_alloc_count[page->bin],
+                          tld->stats.bin_alloc_count[page->bin] + page->alloc_count, memory_order_relaxed);
+  size_t area;
+  kiln_segment_page_area(kiln_segment_of(page), page, &area);
+  heap->page_count--;
+  heap->page_bytes -= area;
+  kiln_check_page_freed(page);
+  kiln_segment_page_free(tld, page);
+}
+
+void kiln_heap_page_retire(kiln_heap_t *heap, kiln_page_t *page) {
+  /* Keep the only page of a bin: a loop that allocates and frees one block
+   * would otherwise map and release a page on every iteration. */
+  kiln_page_queue_t *queue = &heap->pages[page->bin];
+  if (!page->flags.x.in_full && queue->first == page && page->next == NULL) return;
+  kiln_heap_page_free(heap, page);
+}
+
+bool kiln_heap_adopt_page(kiln_heap_t *heap, kiln_page_t *page) {
+  /* Release: a remote thread that later sees USE_DELAYED (set by us, after
+   * this) reads this heap. */
+  atomic_store_explicit(&page->xheap, heap, memory_order_release);
+  kiln_page_set_delayed(page, KILN_NO_DELAYED_FREE, true);
+  kiln_page_collect(page);
+  page->flags.x.in_full = 0;
+  page->used_accounted = page->used; /* already counted by the abandoning thread */
+  kiln_queue_push_back(&heap->pages[page->bin], page);
+  if (heap->pages[page->bin].first == page) kiln_heap_update_direct(heap, page->bin);
+  size_t area;
+  kiln_segment_page_area(kiln_segment_of(page), page, &area);
+  heap->page_count++;
+  heap->page_bytes += area;
+  return page->used == 0;
+}
+
+/* --- the slow path ---------------------------------------------------------- */
+static kiln_page_t *heap_fresh_page(kiln_heap_t *heap, unsigned bin) {
+  kiln_segment_kind_t kind = kiln_bin_segment_kind(bin);
+  size_t area_guess = (size_t)1 << (kind == KILN_SEGMENT_SMALL    ? KILN_SMALL_PAGE_SHIFT
+                                    : kind == KILN_SEGMENT_MEDIUM ? KILN_MEDIUM_PAGE_SHIFT
+                                                                  : KILN_LARGE_PAGE_SHIFT);
+  if (heap->limit != 0 && heap->page_bytes + area_guess > heap->limit) return NULL;
+  kiln_page_t *page = kiln_segment_page_alloc(heap->tld, kind);
+  if (page == NULL) return NULL;
+  kiln_page_init(heap, page, bin, kiln_bin_size[bin]);
+  kiln_check_page_init(heap, page);
+  size_t area;
+  kiln_segment_page_area(kiln_segment_of(page), page, &area);
+  heap->page_count++;
+  heap->page_bytes += area;
+  kiln_queue_push_front(&heap->pages[bin], page);
+  return page;
+}
+
+kiln_page_t *kiln_heap_find_page(kiln_heap_t *heap, unsigned bin) {
+  kiln_page_queue_t *queue = &heap->pages[bin];
+  kiln_page_t *page = queue->first;
+  while (page != NULL) {
+    kiln_page_t *next = page->next;
+    kiln_stats_page_used(page);
+    if (page->free == NULL) kiln_page_collect(page);
+    if (page->free == NULL) kiln_page_extend(page);
+    if (page->free != NULL) break;
+    kiln_heap_page_to_full(heap, page);
+    if (!page->flags.x.in_full) break; /* a late remote free made it usable */
+    page = next;
+  }
+  if (page == NULL) {
+    kiln_segment_purge(heap->tld, false);
+    page = heap_fresh_page(heap, bin);
+    if (page == NULL) {
+      kiln_heap_update_direct(heap, bin);
+      return NULL;
+    }
+  } else if (queue->first != page) {
+    kiln_queue_remove(queue, page);
+    kiln_queue_push_front(queue, page);
+  }
+  kiln_heap_update_direct(heap, bin);
+  return page;
+}
+
+void kiln_heap_delayed_free_all(kiln_heap_t *heap) {
+  /* Acquire pairs with the release push in kiln_page_free_mt. */
+  kiln_block_t *block = atomic_exchange_explicit(&heap->thread_delayed_free, NULL, memory_order_acquire);
+  while (block != NULL) {
+    kiln_block_t *next = block->next;
+    kiln_segment_t *segment = kiln_segment_of(block);
+    kiln_free_local(heap, kiln_segment_page_of(segment, block), block);
+    block = next;
+  }
+}
+
+void *kiln_heap_malloc_generic(kiln_heap_t *heap, size_t size, bool zero) {
+  if (kiln_unlikely(heap == &kiln_heap_empty)) heap = kiln_thread_init();
+  if (kiln_unlikely(size > KILN_MAX_ALLOC_SIZE)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (kiln_unlikely(kiln_check_enabled())) return kiln_check_malloc(heap, size, 0, zero);
+  if (atomic_load_explicit(&heap->thread_delayed_free, memory_order_relaxed) != NULL)
+    kiln_heap_delayed_free_all(heap);
+  if (size > KILN_LARGE_BLOCK_MAX) return kiln_huge_alloc(size, 16, zero);
+  unsigned bin = kiln_bin_of(size == 0 ? 1 : size);
+  kiln_page_t *page = heap->pages[bin].first;
+  if (page == NULL || page->free == NULL) {
+    page = kiln_heap_find_page(heap, bin);
+    if (page == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  void *block = kiln_page_pop(page);
+  if (zero) memset(block, 0, size);
+  return block;
+}
+
+void *kiln_heap_malloc_aligned(kiln_heap_t *heap, size_t size, size_t alignment, bool zero) {
+  if (kiln_unlikely(heap == &kiln_heap_empty)) heap = kiln_thread_init();
+  if (alignment <= 16) return kiln_heap_malloc_generic(heap, size, zero);
+  if (kiln_unlikely(size > KILN_MAX_ALLOC_SIZE || alignment > KILN_MAX_ALLOC_SIZE / 2)) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  if (kiln_unlikely(kiln_check_enabled())) return kiln_check_malloc(heap, size, alignment, zero);
+  size_t page_size = kiln_os_page_size();
+  if (alignment <= page_size && size <= KILN_LARGE_BLOCK_MAX) {
+    /* Natural alignment: pages start at multiples of the OS page, so a bin
+     * whose block size is a multiple of `alignment` yields aligned blocks.
+     * Such a bin exists within 8 bins up (every doubling ends in a power of
+     * two), so the waste stays bounded. */
+    size_t want = size < alignment ? alignment : size;
+    for (unsigned bin = kiln_bin_of(want); bin < KILN_BIN_COUNT; bin++) {
+      if (kiln_bin_size[bin] % alignment != 0) continue;
+      kiln_page_t *page = heap->pages[bin].first;
+      if (page == NULL || page->free == NULL) page = kiln_heap_find_page(heap, bin);
+      if (page == NULL) {
+        errno = ENOMEM;
+        return NULL;
+      }
+      void *block = kiln_page_pop(page);
+      if (zero) memset(block, 0, size);
+      return block;
+    }
+  }
+  if (size + alignment > KILN_LARGE_BLOCK_MAX) return kiln_huge_alloc(size, alignment, zero);
+  /* Over-allocate and hand out an interior, aligned pointer; the page is
+   * marked so that free() finds the block start again. */
+  uint8_t *block = kiln_heap_malloc_generic(heap, size + alignment - 1, false);
+  if (block == NULL) return NULL;
+  uint8_t *aligned = (uint8_t *)kiln_align_up((uintptr_t)block, alignment);
+  if (aligned != block) {
+    kiln_page_t *page = kiln_segment_page_of(kiln_segment_of(block), block);
+    page->flags.x.has_aligned = 1;
+  }
+  if (zero) memset(aligned, 0, size);
+  return aligned;
+}
+
+/* --- whole-heap operations ------------------------------------------------- */
+typedef void page_visitor(kiln_heap_t *heap, kiln_page_t *page);
+
+static void heap_visit_pages(kiln_heap_t *heap, page_visitor *visit) {
+  for (unsigned q = 1; q <= KILN_BIN_FULL; q++) {
+    kiln_page_t *page = heap->pages[q].first;
+    while (page != NULL) {
+      kiln_page_t *next = page->next;
+      visit(heap, page);
+      page = next;
+    }
+  }
+}
+
+static void visit_collect(kiln_heap_t *heap, kiln_page_t *page) {
+  kiln_page_collect(page);
+  if (page->used == 0) kiln_heap_page_free(heap, page);
+}
+
+static void visit_never_delayed(kiln_heap_t *heap, kiln_page_t *page) {
+  (void)heap;
+  kiln_page_set_delayed(page, KILN_NEVER_DELAYED_FREE, true);
+}
+
+static void visit_abandon(kiln_heap_t *heap, kiln_page_t *page) {
+  kiln_page_collect(page);
+  if (page->used == 0) {
+    kiln_heap_page_free(heap, page);
+    return;
+  }
+  kiln_queue_remove(page_queue_of(heap, page), page);
+  page->flags.x.in_full = 0;
+  kiln_stats_page_used(page);
+  size_t area;
+  kiln_segment_page_area(kiln_segment_of(page), page, &area);
+  heap->page_count--;
+  heap->page_bytes -= area;
+  /* Release: the reclaiming thread's acquire of thread_id (after taking the
+   * segment lock) orders everything before this. */
+  atomic_store_explicit(&page->xheap, NULL, memory_order_release);
+  kiln_segment_page_abandon(heap->tld, page);
+}
+
+static void visit_drop(kiln_heap_t *heap, kiln_page_t *page) {
+  kiln_heap_page_free(heap, page);
+}
+
+static void heap_reset_direct(kiln_heap_t *heap) {
+  for (size_t i = 0; i < KILN_DIRECT_SLOTS; i++) heap->pages_direct[i] = &kiln_page_empty;
+}
+
+void kiln_heap_collect(kiln_heap_t *heap, bool force) {
+  kiln_heap_delayed_free_all(heap);
+  heap_visit_pages(heap, visit_collect);
+  kiln_segment_purge(heap->tld, force);
+}
+
+void kiln_heap_abandon(kiln_heap_t *heap) {
+  kiln_heap_delayed_free_all(heap);
+  /* After this no remote thread can enter DELAYED_FREEING on our pages, and
+   * none is inside it (kiln_page_set_delayed waits them out)... */
+  heap_visit_pages(heap, visit_never_delayed);
+  /* ...so the delayed list is final: drain it, then hand the pages over. */
+  kiln_heap_delayed_free_all(heap);
+  heap_visit_pages(heap, visit_abandon);
+  heap_reset_direct(heap);
+}
+
+void kiln_heap_drop_all(kiln_heap_t *heap) {
+  heap_visit_pages(heap, visit_never_delayed);
+  atomic_store_explicit(&heap->thread_delayed_free, NULL, memory_order_relaxed);
+  heap_visit_pages(heap, visit_drop);
+  heap_reset_direct(heap);
+}

@@ -1,0 +1,218 @@
+/* huge.c — blocks above KILN_LARGE_BLOCK_MAX: one segment each.
+ *
+ * A huge segment is a header (one OS page) followed by the block, aligned as
+ * asked; it is owned by no thread (thread_id 0), so any thread frees it
+ * directly.  Freed mappings wait in a small cache so that programs that
+ * allocate and free big buffers in a loop do not pay mmap/munmap and page
+ * faults each time; the cache is bounded in bytes and its entries are
+ * unmapped after the purge delay.
+ *
+ * Alignments above half a segment are the one place where the block does not
+ * begin in its segment's first chunk: the header then sits one chunk before
+ * the block and the segment map marks the block's chunk KILN_CHUNK_PREV.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "os.h"
+#include "segment.h"
+#include "stats.h"
+
+#define HUGE_CACHE_SLOTS 8
+/* A cached mapping is only reused for a request at least half its size: the
+ * pages beyond the request would stay committed and unused. */
+#define HUGE_CACHE_MAX_BYTES ((size_t)64 << 20)
+
+typedef struct huge_cache_entry_s {
+  kiln_segment_t *segment;
+  size_t size;
+  uint64_t cached_at;
+} huge_cache_entry_t;
+
+static pthread_mutex_t huge_mutex = PTHREAD_MUTEX_INITIALIZER;
+static huge_cache_entry_t huge_cache[HUGE_CACHE_SLOTS];
+static size_t huge_cache_count;
+static size_t huge_cache_bytes;
+static _Atomic size_t huge_cache_nonempty;
+
+static size_t huge_header_size(void) {
+  return kiln_align_up(sizeof(kiln_segment_t) + sizeof(kiln_page_t), kiln_os_page_size());
+}
+
+/* Take a cached mapping of at least `size` bytes (and at most twice it). */
+static kiln_segment_t *huge_cache_take(size_t size) {
+  if (atomic_load_explicit(&huge_cache_nonempty, memory_order_relaxed) == 0) return NULL;
+  kiln_segment_t *found = NULL;
+  pthread_mutex_lock(&huge_mutex);
+  size_t best = SIZE_MAX;
+  for (size_t i = 0; i < huge_cache_count; i++) {
+    size_t have = huge_cache[i].size;
+    if (have >= size && have / 2 <= size && (best == SIZE_MAX || have < huge_cache[best].size)) best = i;
+  }
+  if (best != SIZE_MAX) {
+    found = huge_cache[best].segment;
+    huge_cache_bytes -= huge_cache[best].size;
+    huge_cache[best] = huge_cache[--huge_cache_count];
+    atomic_store_explicit(&huge_cache_nonempty, huge_cache_count, memory_order_relaxed);
+  }
+  pthread_mutex_unlock(&huge_mutex);
+  return found;
+}
+
+static bool huge_cache_put(kiln_segment_t *segment) {
+  size_t size = segment->mapped_size;
+  if (size > HUGE_CACHE_MAX_BYTES / 4 || kiln_option(KILN_OPTION_PURGE_DELAY) == 0) return false;
+  bool stored = false;
+  pthread_mutex_lock(&huge_mutex);
+  if (huge_cache_count < HUGE_CACHE_SLOTS && huge_cache_bytes + size <= HUGE_CACHE_MAX_BYTES) {
+    huge_cache[huge_cache_count++] =
+        (huge_cache_entry_t){.segment = segment, .size = size, .cached_at = kiln_os_clock_ms()};
+    huge_cache_bytes += size;
+    atomic_store_explicit(&huge_cache_nonempty, huge_cache_count, memory_order_relaxed);
+    stored = true;
+  }
+  pthread_mutex_unlock(&huge_mutex);
+  return stored;
+}
+
+void kiln_huge_cache_purge(bool force) {
+  if (atomic_load_explicit(&huge_cache_nonempty, memory_order_relaxed) == 0) return;
+  uint64_t now = kiln_os_clock_ms();
+  uint64_t delay = (uint64_t)kiln_option(KILN_OPTION_PURGE_DELAY);
+  huge_cache_entry_t expired[HUGE_CACHE_SLOTS];
+  size_t expired_count = 0;
+  pthread_mutex_lock(&huge_mutex);
+  for (size_t i = 0; i < huge_cache_count;) {
+    if (force || huge_cache[i].cached_at + delay <= now) {
+      expired[expired_count++] = huge_cache[i];
+      huge_cache_bytes -= huge_cache[i].size;
+      huge_cache[i] = huge_cache[--huge_cache_count];
+    } else {
+      i++;
+    }
+  }
+  atomic_store_explicit(&huge_cache_nonempty, huge_cache_count, memory_order_relaxed);
+  pthread_mutex_unlock(&huge_mutex);
+  for (size_t i = 0; i < expired_count; i++) {
+    kiln_os_free(expired[i].segment, expired[i].size, expired[i].size);
+    kiln_stats_count(KILN_STAT_PURGES, 1);
+  }
+}
+
+void kiln_huge_cache_clear(void) { kiln_huge_cache_purge(true); }
+
+void kiln_huge_cache_lock(void) { pthread_mutex_lock(&huge_mutex); }
+void kiln_huge_cache_unlock(void) { pthread_mutex_unlock(&huge_mutex); }
+void kiln_huge_cache_reset_in_child(void) { pthread_mutex_init(&huge_mutex, NULL); }
+
+/* Map a segment for a block of `size` bytes aligned to `alignment`; returns
+ * the segment and sets *block.  Caller checked size <= KILN_MAX_ALLOC_SIZE. */
+static kiln_segment_t *huge_map(size_t size, size_t alignment, uint8_t **block, bool *fresh) {
+  size_t page = kiln_os_page_size();
+  size_t header = huge_header_size();
+  *fresh = true;
+  if (alignment <= KILN_SEGMENT_SIZE / 2) {
+    /* Header, then the block at the first aligned offset: offset <=
+     * max(header, alignment) <= 2 MiB, inside the first chunk. */
+    size_t offset = kiln_align_up(header, alignment < 16 ? 16 : alignment);
+    if (size > KILN_MAX_ALLOC_SIZE - offset - page) { return NULL; }
+    size_t total = kiln_align_up(offset + size, page);
+    kiln_segment_t *segment = huge_cache_take(total);
+    if (segment != NULL) {
+      *fresh = false;
+      total = segment->mapped_size;
+    } else {
+      segment = kiln_os_alloc_aligned(total, KILN_SEGMENT_SIZE);
+      if (segment == NULL) return NULL;
+    }
+    segment->mapped_size = total;
+    *block = (uint8_t *)segment + offset;
+    return segment;
+  }
+  /* alignment > 2 MiB (a power of two, so a multiple of the segment size):
+   * map alignment + size, keep from one chunk before an aligned address. */
+  if (alignment > KILN_MAX_ALLOC_SIZE / 2 || size > KILN_MAX_ALLOC_SIZE - alignment) return NULL;
+  size_t body = kiln_align_up(size, page);
+  uint8_t *raw = kiln_os_alloc_aligned(alignment + body, alignment);
+  if (raw == NULL) return NULL;
+  uint8_t *aligned_block = raw + alignment;
+  kiln_segment_t *segment = (kiln_segment_t *)(aligned_block - KILN_SEGMENT_SIZE);
+  size_t lead = (size_t)((uint8_t *)segment - raw);
+  kiln_os_free(raw, lead, lead);
+  segment->mapped_size = KILN_SEGMENT_SIZE + body;
+  *block = aligned_block;
+  return segment;
+}
+
+void *kiln_huge_alloc(size_t size, size_t alignment, bool zero) {
+  uint8_t *block;
+  bool fresh;
+  kiln_segment_t *segment = huge_map(size, alignment, &block, &fresh);
+  if (segment == NULL) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  size_t mapped = segment->mapped_size;
+  memset(segment, 0, sizeof(kiln_segment_t) + sizeof(kiln_page_t));
+  segment->cookie = kiln_segment_cookie(segment);
+  segment->mapped_size = mapped;
+  segment->header_size = (size_t)(block - (uint8_t *)segment);
+  segment->kind = KILN_SEGMENT_HUGE;
+  segment->page_shift = 63;
+  segment->page_count = 1;
+  segment->used_pages = 1;
+  kiln_page_t *page = &segment->pages[0];
+  page->start = block;
+  page->block_size = (size_t)((uint8_t *)segment + mapped - block);
+  page->capacity = page->reserved = 1;
+  page->used = 1;
+  page->segment_in_use = true;
+  page->is_committed = true;
+  page->bin = KILN_BIN_HUGE;
+  page->div_shift = 0;
+  page->div_inverse = 0; /* only offset 0 maps to index 0 < capacity */
+  page->alloc_count = 1;
+  atomic_store_explicit(&page->xthread_free, (uintptr_t)KILN_NEVER_DELAYED_FREE, memory_order_relaxed);
+  if (zero && !fresh) memset(block, 0, size);
+  kiln_segment_register_huge(segment);
+  kiln_segment_map_set((uintptr_t)segment, KILN_CHUNK_START);
+  if (block >= (uint8_t *)segment + KILN_SEGMENT_SIZE) kiln_segment_map_set((uintptr_t)block, KILN_CHUNK_PREV);
+  kiln_stats_count(KILN_STAT_HUGE_ALLOCS, 1);
+  kiln_stats_huge_bytes((long long)page->block_size);
+  return block;
+}
+
+void kiln_huge_free(kiln_segment_t *segment) {
+  kiln_page_t *page = &segment->pages[0];
+  kiln_stats_count(KILN_STAT_HUGE_FREES, 1);
+  kiln_stats_huge_bytes(-(long long)page->block_size);
+  page->capacity = 0;
+  kiln_segment_unregister_huge(segment);
+  uint8_t *block = page->start;
+  if (block >= (uint8_t *)segment + KILN_SEGMENT_SIZE) kiln_segment_map_set((uintptr_t)block, KILN_CHUNK_NONE);
+  kiln_segment_map_set((uintptr_t)segment, KILN_CHUNK_NONE);
+  /* Only ordinarily aligned mappings are cached (their layout is reusable). */
+  if (block < (uint8_t *)segment + KILN_SEGMENT_SIZE && huge_cache_put(segment)) return;
+  kiln_os_free(segment, segment->mapped_size, segment->mapped_size);
+}
+
+bool kiln_huge_resize(kiln_segment_t *segment, void *p, size_t size) {
+  kiln_page_t *page = &segment->pages[0];
+  if ((uint8_t *)p != page->start) return false;
+  size_t page_size = kiln_os_page_size();
+  size_t offset = (size_t)(page->start - (uint8_t *)segment);
+  if (size > page->block_size) return false; /* growing needs a new mapping */
+  /* Shrinking: give the tail back when it is worth a page or more, but keep
+   * the block huge (above KILN_LARGE_BLOCK_MAX) so it stays in this path. */
+  if (size <= KILN_LARGE_BLOCK_MAX) return false;
+  size_t keep = kiln_align_up(offset + size, page_size);
+  if (keep + page_size <= segment->mapped_size) {
+    size_t tail = segment->mapped_size - keep;
+    kiln_os_free((uint8_t *)segment + keep, tail, tail);
+    kiln_stats_huge_bytes(-(long long)tail);
+    segment->mapped_size = keep;
+    page->block_size = keep - offset;
+  }
+  return true;
+}

@@ -1,0 +1,155 @@
+/* os.c — every system call Kiln makes (see os.h for the contracts).
+ *
+ * Idea from hardened_malloc's memory.c: one small file owns mmap/munmap/
+ * madvise/mprotect, each wrapped so that a failure other than ENOMEM is a
+ * fatal, named error instead of a silently ignored return value.
+ */
+#define _GNU_SOURCE
+#include "os.h"
+
+#include <errno.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+static size_t os_page_size_cached;
+
+size_t kiln_os_page_size(void) {
+  size_t size = __atomic_load_n(&os_page_size_cached, __ATOMIC_RELAXED);
+  if (size == 0) {
+    long ps = sysconf(_SC_PAGESIZE);
+    size = ps > 0 ? (size_t)ps : 4096;
+    __atomic_store_n(&os_page_size_cached, size, __ATOMIC_RELAXED);
+  }
+  return size;
+}
+
+void kiln_os_yield(void) { sched_yield(); }
+
+size_t kiln_os_cpu_count(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n > 0 ? (size_t)n : 1;
+}
+
+static void *os_mmap(void *hint, size_t size) {
+  void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  if (p == MAP_FAILED) {
+    int err = errno;
+    if (err != ENOMEM && err != EAGAIN)
+      kiln_fatal("kiln: mmap of %zu bytes failed with errno %d", size, err);
+    kiln_verbose("kiln: mmap of %zu bytes failed: out of memory", size);
+    errno = ENOMEM;
+    return NULL;
+  }
+  return p;
+}
+
+static void os_munmap(void *p, size_t size) {
+  if (size == 0) return;
+  if (munmap(p, size) != 0)
+    kiln_fatal("kiln: munmap(%p, %zu) failed with errno %d", p, size, errno);
+}
+
+void *kiln_os_alloc_aligned(size_t size, size_t alignment) {
+  size_t page = kiln_os_page_size();
+  if (size == 0 || size > KILN_MAX_ALLOC_SIZE) { errno = ENOMEM; return NULL; }
+  size = kiln_align_up(size, page);
+  if (!kiln_limit_reserve(size)) return NULL;
+  if (alignment <= page) {
+    void *p = os_mmap(NULL, size);
+    if (p == NULL) { kiln_limit_release(size); return NULL; }
+    kiln_stats_mapped(size, size);
+    return p;
+  }
+  /* Over-map by `alignment` and trim both ends: the result is aligned and
+   * nothing but `size` bytes stays mapped.  A hint of the next aligned address
+   * usually makes the first try aligned already (saves two munmaps). */
+  if (size + alignment < size) { kiln_limit_release(size); errno = ENOMEM; return NULL; }
+  uint8_t *raw = os_mmap(NULL, size + alignment);
+  if (raw == NULL) { kiln_limit_release(size); return NULL; }
+  uint8_t *aligned = (uint8_t *)kiln_align_up((uintptr_t)raw, alignment);
+  os_munmap(raw, (size_t)(aligned - raw));
+  os_munmap(aligned + size, (size_t)(raw + size + alignment - (aligned + size)));
+  kiln_stats_mapped(size, size);
+  return aligned;
+}
+
+void kiln_os_free(void *p, size_t size, size_t committed) {
+  if (p == NULL || size == 0) return;
+  os_munmap(p, size);
+  kiln_stats_unmapped(size, committed);
+  kiln_limit_release(committed);
+}
+
+void kiln_os_decommit(void *p, size_t size) {
+  if (size == 0) return;
+  /* MADV_DONTNEED rather than MADV_FREE: RSS must fall now, not under memory
+   * pressure, or programs (and the memory-return benchmark) never see it. */
+  if (madvise(p, size, MADV_DONTNEED) != 0)
+    kiln_fatal("kiln: madvise(%p, %zu, DONTNEED) failed with errno %d", p, size, errno);
+  kiln_stats_decommitted(size);
+  kiln_limit_release(size);
+}
+
+bool kiln_os_recommit(size_t size) {
+  if (!kiln_limit_reserve(size)) return false;
+  kiln_stats_committed(size);
+  return true;
+}
+
+void kiln_os_protect(void *p, size_t size) {
+  if (size == 0) return;
+  if (mprotect(p, size, PROT_NONE) != 0) {
+    /* ENOMEM here means the kernel's map count is exhausted: the guard is a
+     * defence, not a requirement, so go on without it. */
+    if (errno != ENOMEM)
+      kiln_fatal("kiln: mprotect(%p, %zu, NONE) failed with errno %d", p, size, errno);
+    kiln_verbose("kiln: guard page at %p not installed (out of map entries)", p);
+  }
+}
+
+void kiln_os_unprotect(void *p, size_t size) {
+  if (size == 0) return;
+  if (mprotect(p, size, PROT_READ | PROT_WRITE) != 0)
+    kiln_fatal("kiln: mprotect(%p, %zu, RW) failed with errno %d", p, size, errno);
+}
+
+void kiln_os_random(void *buf, size_t size) {
+  uint8_t *out = buf;
+  while (size > 0) {
+    ssize_t n = getrandom(out, size, GRND_NONBLOCK);
+    if (n <= 0) break;
+    out += n;
+    size -= (size_t)n;
+  }
+  if (size == 0) return;
+  /* No entropy yet (early boot) or no getrandom: a weak but non-constant mix. */
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  uint64_t x = (uint64_t)ts.tv_nsec ^ ((uint64_t)ts.tv_sec << 32) ^ (uint64_t)(uintptr_t)buf ^
+               (uint64_t)(uintptr_t)&ts;
+  for (size_t i = 0; i < size; i++) {
+    x ^= x << 13; x ^= x >> 7; x ^= x << 17;
+    out[i] = (uint8_t)x;
+  }
+}
+
+uint64_t kiln_os_clock_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+void kiln_os_write_stderr(const char *msg, size_t len) {
+  while (len > 0) {
+    ssize_t n = write(2, msg, len);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;
+    msg += n;
+    len -= (size_t)n;
+  }
+}

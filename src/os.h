@@ -1,0 +1,64 @@
+/* os.h — the only door to the operating system.
+ *
+ * Every mmap, munmap, madvise, mprotect, getrandom and clock call of Kiln is
+ * behind these functions (src/os.c).  Contracts:
+ *   - Sizes and addresses are multiples of kiln_os_page_size() unless a
+ *     function says otherwise.
+ *   - A function returning bool returns false only for a recoverable failure
+ *     (ENOMEM, or EAGAIN for locked memory); any other failure is a bug in
+ *     Kiln and aborts with a message.  With KILN_VERBOSE=1 failures are logged.
+ *   - Nothing here calls malloc.
+ *   - Memory accounting: kiln_os_* updates the process-wide "mapped" and
+ *     "committed" counters (src/stats.c), and kiln_os_alloc/commit refuse with
+ *     ENOMEM when the process-wide limit (kiln_set_limit) would be exceeded.
+ */
+#ifndef KILN_OS_H
+#define KILN_OS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* The OS page size (4096 on x86-64 Linux), read once. */
+size_t kiln_os_page_size(void);
+
+/* Map `size` bytes of fresh zeroed read/write memory whose address is a
+ * multiple of `alignment` (a power of two >= the page size).  NULL on ENOMEM
+ * or when the memory limit refuses it. */
+void *kiln_os_alloc_aligned(size_t size, size_t alignment);
+static inline void *kiln_os_alloc(size_t size) { return kiln_os_alloc_aligned(size, 0); }
+
+/* Unmap memory obtained from kiln_os_alloc*; `size` as it was mapped
+ * (a part of a mapping may be freed too). `committed` says how many of those
+ * bytes were counted as committed (normally `size`). */
+void kiln_os_free(void *p, size_t size, size_t committed);
+
+/* Give the physical pages back (MADV_DONTNEED: RSS drops now; the range reads
+ * as zeros afterwards).  The address range stays mapped and usable. */
+void kiln_os_decommit(void *p, size_t size);
+/* Account for memory about to be used again after kiln_os_decommit; false
+ * (errno ENOMEM) when the memory limit refuses it.  Never needs a syscall on
+ * Linux: touching the pages commits them. */
+bool kiln_os_recommit(size_t size);
+
+/* Make a range inaccessible (guard pages) or accessible again. */
+void kiln_os_protect(void *p, size_t size);
+void kiln_os_unprotect(void *p, size_t size);
+
+/* Fill `buf` with random bytes from the kernel; falls back to a mix of time
+ * and addresses when getrandom is unavailable (never fails). */
+void kiln_os_random(void *buf, size_t size);
+
+/* Monotonic clock in milliseconds (vDSO; no syscall on x86-64 Linux). */
+uint64_t kiln_os_clock_ms(void);
+
+/* Write `len` bytes to stderr with write(2): no stdio, no allocation. */
+void kiln_os_write_stderr(const char *msg, size_t len);
+
+/* Let another thread run (a short wait in a lock-free protocol). */
+void kiln_os_yield(void);
+
+/* Number of CPUs online (for sizing), at least 1. */
+size_t kiln_os_cpu_count(void);
+
+#endif /* KILN_OS_H */

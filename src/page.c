@@ -1,0 +1,189 @@
+/* page.c — a page's free lists: set-up, extension, collection, remote frees.
+ *
+ * The cross-thread protocol here (kiln_page_free_mt, kiln_page_collect,
+ * kiln_page_set_delayed) is modelled in tests/model/cross_thread_free.pml and
+ * tests/model/abandon_reclaim.pml; keep the two in step.
+ */
+#include "page.h"
+
+#include "heap.h"
+#include "os.h"
+#include "segment.h"
+
+/* block_size = 2^t * m with m odd; the inverse of m mod 2^64 by Newton's
+ * iteration x <- x(2 - m x): each step doubles the correct low bits, and
+ * x = m is right to 3 bits (m*m = 1 mod 8 for odd m): 3,6,12,24,48,96. */
+static void page_set_divisor(kiln_page_t *page, size_t block_size) {
+  unsigned t = (unsigned)__builtin_ctzll(block_size);
+  uint64_t m = block_size >> t;
+  uint64_t inv = m;
+  for (int i = 0; i < 5; i++) inv *= 2 - m * inv;
+  page->div_shift = (uint8_t)t;
+  page->div_inverse = inv;
+}
+
+void kiln_page_init(kiln_heap_t *heap, kiln_page_t *page, unsigned bin, size_t block_size) {
+  kiln_segment_t *segment = kiln_segment_of(page);
+  size_t area_size;
+  page->start = kiln_segment_page_area(segment, page, &area_size);
+  page->block_size = block_size;
+  size_t reserved = area_size / block_size;
+  page->reserved = (uint16_t)(reserved > UINT16_MAX ? UINT16_MAX : reserved);
+  page->capacity = 0;
+  page->bin = (uint16_t)bin;
+  page->used = 0;
+  page->used_accounted = 0;
+  page->alloc_count = 0;
+  page->free = NULL;
+  page->local_free = NULL;
+  page->flags.all = 0;
+  page_set_divisor(page, block_size);
+  page->keys[0] = heap->keys[0];
+  page->keys[1] = heap->keys[1];
+  atomic_store_explicit(&page->xthread_free, (uintptr_t)KILN_NO_DELAYED_FREE, memory_order_relaxed);
+  /* Release: a remote thread that later reads xheap (in DELAYED_FREEING)
+   * sees a fully set-up heap. */
+  atomic_store_explicit(&page->xheap, heap, memory_order_release);
+  kiln_page_extend(page);
+}
+
+void kiln_page_extend(kiln_page_t *page) {
+  if (page->capacity >= page->reserved) return;
+  size_t block_size = page->block_size;
+  size_t count = KILN_PAGE_EXTEND_BYTES / block_size;
+  if (count < KILN_PAGE_EXTEND_MIN_BLOCKS) count = KILN_PAGE_EXTEND_MIN_BLOCKS;
+  if (count > (size_t)(page->reserved - page->capacity)) count = page->reserved - page->capacity;
+  uint8_t *first = page->start + (size_t)page->capacity * block_size;
+  /* Link the new blocks in address order, the last one to the current free
+   * list (empty when called from the slow path). */
+  uint8_t *p = first;
+  for (size_t i = 0; i + 1 < count; i++, p += block_size)
+    ((kiln_block_t *)p)->next = (kiln_block_t *)(p + block_size);
+  ((kiln_block_t *)p)->next = page->free;
+  page->free = (kiln_block_t *)first;
+  page->capacity = (uint16_t)(page->capacity + count);
+}
+
+size_t kiln_page_collect(kiln_page_t *page) {
+  size_t remote = 0;
+  uintptr_t tf = atomic_load_explicit(&page->xthread_free, memory_order_relaxed);
+  if (kiln_thread_free_ptr(tf) != NULL) {
+    /* Take the whole list, keeping the delayed-free state bits.  Acquire
+     * pairs with the release CAS of every remote push: their writes of
+     * block->next (and the program's writes before free) are visible. */
+    while (!atomic_compare_exchange_weak_explicit(&page->xthread_free, &tf, tf & 3u,
+                                                  memory_order_acquire, memory_order_relaxed)) {
+    }
+    kiln_block_t *head = kiln_thread_free_ptr(tf);
+    kiln_block_t *tail = head;
+    remote = 1;
+    while (tail->next != NULL) {
+      tail = tail->next;
+      remote++;
+    }
+    tail->next = page->free;
+    page->free = head;
+    page->used -= (uint32_t)remote;
+  }
+  if (page->local_free != NULL) {
+    if (page->free == NULL) {
+      page->free = page->local_free;
+    } else {
+      kiln_block_t *tail = page->local_free;
+      while (tail->next != NULL) tail = tail->next;
+      tail->next = page->free;
+      page->free = page->local_free;
+    }
+    page->local_free = NULL;
+  }
+  return remote;
+}
+
+void kiln_page_set_delayed(kiln_page_t *page, kiln_delayed_t state, bool override_never) {
+  uintptr_t tf = atomic_load_explicit(&page->xthread_free, memory_order_relaxed);
+  for (;;) {
+    kiln_delayed_t old = kiln_thread_free_state(tf);
+    if (old == KILN_DELAYED_FREEING) {
+      /* A remote thread is pushing a block to the heap's delayed list; it
+       * holds the heap pointer until it resets the state: wait it out. */
+      kiln_os_yield();
+      tf = atomic_load_explicit(&page->xthread_free, memory_order_acquire);
+      continue;
+    }
+    if (old == state || (old == KILN_NEVER_DELAYED_FREE && !override_never)) return;
+    uintptr_t desired = (tf & ~(uintptr_t)3) | (uintptr_t)state;
+    /* acq_rel: release publishes xheap (set before) to a remote thread that
+     * sees USE_DELAYED; acquire orders us after a finished DELAYED_FREEING. */
+    if (atomic_compare_exchange_weak_explicit(&page->xthread_free, &tf, desired, memory_order_acq_rel,
+                                              memory_order_relaxed))
+      return;
+  }
+}
+
+void kiln_page_free_mt(kiln_page_t *page, kiln_block_t *block) {
+  uintptr_t tf = atomic_load_explicit(&page->xthread_free, memory_order_relaxed);
+  uintptr_t desired;
+  bool use_delayed;
+  do {
+    use_delayed = kiln_thread_free_state(tf) == KILN_USE_DELAYED_FREE;
+    if (kiln_unlikely(use_delayed)) {
+      desired = (tf & ~(uintptr_t)3) | KILN_DELAYED_FREEING;
+    } else {
+      block->next = kiln_thread_free_ptr(tf);
+      desired = (uintptr_t)block | (tf & 3u);
+    }
+    /* Release: the owner's acquire in kiln_page_collect sees block->next and
+     * everything the program wrote to the block.  Acquire (on the delayed
+     * branch) makes the owner's earlier store of xheap visible. */
+  } while (!atomic_compare_exchange_weak_explicit(&page->xthread_free, &tf, desired, memory_order_acq_rel,
+                                                  memory_order_relaxed));
+  if (kiln_likely(!use_delayed)) return;
+
+  /* The page is in its heap's full queue: tell the heap, so its owner moves
+   * the page back to where allocation looks.  The owner cannot drop the heap
+   * meanwhile: abandon and destroy wait while the state is DELAYED_FREEING. */
+  kiln_heap_t *heap = atomic_load_explicit(&page->xheap, memory_order_acquire);
+  if (heap != NULL) {
+    kiln_block_t *head = atomic_load_explicit(&heap->thread_delayed_free, memory_order_relaxed);
+    do {
+      block->next = head;
+    } while (!atomic_compare_exchange_weak_explicit(&heap->thread_delayed_free, &head, block,
+                                                    memory_order_release, memory_order_relaxed));
+  }
+  /* Leave DELAYED_FREEING (nobody else changes the state meanwhile; only the
+   * pointer bits move).  Without a heap, the block goes on thread_free. */
+  tf = atomic_load_explicit(&page->xthread_free, memory_order_relaxed);
+  do {
+    if (heap == NULL) {
+      block->next = kiln_thread_free_ptr(tf);
+      desired = (uintptr_t)block | KILN_NO_DELAYED_FREE;
+    } else {
+      desired = (tf & ~(uintptr_t)3) | KILN_NO_DELAYED_FREE;
+    }
+  } while (!atomic_compare_exchange_weak_explicit(&page->xthread_free, &tf, desired, memory_order_release,
+                                                  memory_order_relaxed));
+}
+
+void kiln_queue_push_front(kiln_page_queue_t *queue, kiln_page_t *page) {
+  page->prev = NULL;
+  page->next = queue->first;
+  if (queue->first != NULL) queue->first->prev = page;
+  else queue->last = page;
+  queue->first = page;
+}
+
+void kiln_queue_push_back(kiln_page_queue_t *queue, kiln_page_t *page) {
+  page->next = NULL;
+  page->prev = queue->last;
+  if (queue->last != NULL) queue->last->next = page;
+  else queue->first = page;
+  queue->last = page;
+}
+
+void kiln_queue_remove(kiln_page_queue_t *queue, kiln_page_t *page) {
+  if (page->prev != NULL) page->prev->next = page->next;
+  else queue->first = page->next;
+  if (page->next != NULL) page->next->prev = page->prev;
+  else queue->last = page->prev;
+  page->next = page->prev = NULL;
+}

@@ -1,0 +1,38 @@
+/* page.h — one page's free lists (src/page.c).
+ *
+ * Three lists per page (mimalloc's free-list sharding): `free` feeds the
+ * allocation fast path, `local_free` takes the owner's frees, `thread_free`
+ * (atomic) takes other threads' frees.  kiln_page_collect moves the last two
+ * into `free` when it runs dry, so the fast paths never synchronise.
+ */
+#ifndef KILN_PAGE_H
+#define KILN_PAGE_H
+
+#include "internal.h"
+#include "types.h"
+
+/* Set a fresh page (from kiln_segment_page_alloc) up for `bin` in `heap`:
+ * block size, capacity, the first batch of the free list. */
+void kiln_page_init(kiln_heap_t *heap, kiln_page_t *page, unsigned bin, size_t block_size);
+/* Carve more blocks into an empty `free` list (up to KILN_PAGE_EXTEND_BYTES). */
+void kiln_page_extend(kiln_page_t *page);
+/* Move local_free and thread_free into free (owner only).  Returns the
+ * number of blocks other threads had freed. */
+size_t kiln_page_collect(kiln_page_t *page);
+
+kiln_inline kiln_block_t *kiln_thread_free_ptr(uintptr_t tf) { return (kiln_block_t *)(tf & ~(uintptr_t)3); }
+kiln_inline kiln_delayed_t kiln_thread_free_state(uintptr_t tf) { return (kiln_delayed_t)(tf & 3); }
+
+/* Set the delayed-free state (owner): waits while a remote thread is in
+ * DELAYED_FREEING; unless override, never leaves NEVER_DELAYED. */
+void kiln_page_set_delayed(kiln_page_t *page, kiln_delayed_t state, bool override_never);
+
+/* Free p (a block start of this page) from another thread (atomic). */
+void kiln_page_free_mt(kiln_page_t *page, kiln_block_t *block);
+
+/* Page queue of a heap (doubly linked through page->next/prev). */
+void kiln_queue_push_front(kiln_page_queue_t *queue, kiln_page_t *page);
+void kiln_queue_push_back(kiln_page_queue_t *queue, kiln_page_t *page);
+void kiln_queue_remove(kiln_page_queue_t *queue, kiln_page_t *page);
+
+#endif /* KILN_PAGE_H */
