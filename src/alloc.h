@@ -11,6 +11,8 @@
 void kiln_free_generic(kiln_segment_t *segment, kiln_page_t *page, void *p);
 void kiln_free_not_ours(void *p);
 void kiln_free_retire(kiln_page_t *page);
+/* Release a block (its start) without any check: local, remote or huge. */
+void kiln_free_block(kiln_segment_t *segment, kiln_page_t *page, kiln_block_t *block);
 /* Free a block of a page the calling thread owns (any flags). */
 void kiln_free_local(kiln_heap_t *heap, kiln_page_t *page, kiln_block_t *block);
 /* The start of the block that contains p, or NULL if p is not in a carved

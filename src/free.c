@@ -66,6 +66,10 @@ static void free_generic_hinted(kiln_segment_t *segment, kiln_page_t *page, void
   }
   if (kiln_unlikely(page->flags.x.checked) && !kiln_check_free(page, block, p, size_hint, alignment_hint))
     return;
+  kiln_free_block(segment, page, block);
+}
+
+void kiln_free_block(kiln_segment_t *segment, kiln_page_t *page, kiln_block_t *block) {
   if (segment->kind == KILN_SEGMENT_HUGE) {
     kiln_huge_free(segment);
     return;

@@ -186,11 +186,15 @@ void kiln_heap_delayed_free_all(kiln_heap_t *heap) {
 
 void *kiln_heap_malloc_generic(kiln_heap_t *heap, size_t size, bool zero) {
   if (kiln_unlikely(heap == &kiln_heap_empty)) heap = kiln_thread_init();
+  if (kiln_unlikely(kiln_check_enabled())) return kiln_check_malloc(heap, size, 0, zero);
+  return kiln_heap_malloc_core(heap, size, zero);
+}
+
+void *kiln_heap_malloc_core(kiln_heap_t *heap, size_t size, bool zero) {
   if (kiln_unlikely(size > KILN_MAX_ALLOC_SIZE)) {
     errno = ENOMEM;
     return NULL;
   }
-  if (kiln_unlikely(kiln_check_enabled())) return kiln_check_malloc(heap, size, 0, zero);
   if (atomic_load_explicit(&heap->thread_delayed_free, memory_order_relaxed) != NULL)
     kiln_heap_delayed_free_all(heap);
   if (size > KILN_LARGE_BLOCK_MAX) return kiln_huge_alloc(size, 16, zero);
@@ -210,12 +214,16 @@ void *kiln_heap_malloc_generic(kiln_heap_t *heap, size_t size, bool zero) {
 
 void *kiln_heap_malloc_aligned(kiln_heap_t *heap, size_t size, size_t alignment, bool zero) {
   if (kiln_unlikely(heap == &kiln_heap_empty)) heap = kiln_thread_init();
-  if (alignment <= 16) return kiln_heap_malloc_generic(heap, size, zero);
+  if (kiln_unlikely(kiln_check_enabled())) return kiln_check_malloc(heap, size, alignment, zero);
+  return kiln_heap_malloc_aligned_core(heap, size, alignment, zero);
+}
+
+void *kiln_heap_malloc_aligned_core(kiln_heap_t *heap, size_t size, size_t alignment, bool zero) {
+  if (alignment <= 16) return kiln_heap_malloc_core(heap, size, zero);
   if (kiln_unlikely(size > KILN_MAX_ALLOC_SIZE || alignment > KILN_MAX_ALLOC_SIZE / 2)) {
     errno = ENOMEM;
     return NULL;
   }
-  if (kiln_unlikely(kiln_check_enabled())) return kiln_check_malloc(heap, size, alignment, zero);
   size_t page_size = kiln_os_page_size();
   if (alignment <= page_size && size <= KILN_LARGE_BLOCK_MAX) {
     /* Natural alignment: pages start at multiples of the OS page, so a bin
@@ -239,7 +247,7 @@ void *kiln_heap_malloc_aligned(kiln_heap_t *heap, size_t size, size_t alignment,
   if (size + alignment > KILN_LARGE_BLOCK_MAX) return kiln_huge_alloc(size, alignment, zero);
   /* Over-allocate and hand out an interior, aligned pointer; the page is
    * marked so that free() finds the block start again. */
-  uint8_t *block = kiln_heap_malloc_generic(heap, size + alignment - 1, false);
+  uint8_t *block = kiln_heap_malloc_core(heap, size + alignment - 1, false);
   if (block == NULL) return NULL;
   uint8_t *aligned = (uint8_t *)kiln_align_up((uintptr_t)block, alignment);
   if (aligned != block) {

@@ -29,6 +29,10 @@ void kiln_process_init(void);
  * asked; NULL with errno ENOMEM. */
 void *kiln_heap_malloc_generic(kiln_heap_t *heap, size_t size, bool zero);
 void *kiln_heap_malloc_aligned(kiln_heap_t *heap, size_t size, size_t alignment, bool zero);
+/* The same without the checking mode's diversion (check.c allocates with
+ * these). */
+void *kiln_heap_malloc_core(kiln_heap_t *heap, size_t size, bool zero);
+void *kiln_heap_malloc_aligned_core(kiln_heap_t *heap, size_t size, size_t alignment, bool zero);
 /* The page to allocate `bin` blocks from (never full); NULL when out of memory. */
 kiln_page_t *kiln_heap_find_page(kiln_heap_t *heap, unsigned bin);
 /* Drain the blocks remote threads freed into this heap's full pages. */

@@ -15,6 +15,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "check.h"
 #include "os.h"
 #include "segment.h"
 #include "stats.h"
@@ -175,6 +176,7 @@ void *kiln_huge_alloc(size_t size, size_t alignment, bool zero) {
   page->alloc_count = 1;
   atomic_store_explicit(&page->xthread_free, (uintptr_t)KILN_NEVER_DELAYED_FREE, memory_order_relaxed);
   if (zero && !fresh) memset(block, 0, size);
+  if (kiln_check_enabled()) page->flags.x.checked = 1;
   kiln_segment_register_huge(segment);
   kiln_segment_map_set((uintptr_t)segment, KILN_CHUNK_START);
   if (block >= (uint8_t *)segment + KILN_SEGMENT_SIZE) kiln_segment_map_set((uintptr_t)block, KILN_CHUNK_PREV);

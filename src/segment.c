@@ -263,6 +263,7 @@ static kiln_page_t *segment_find_free_page(kiln_segment_t *segment) {
 }
 
 static bool segment_try_reclaim(kiln_tld_t *tld, kiln_segment_kind_t kind);
+static void segment_maybe_abandon(kiln_tld_t *tld, kiln_segment_t *segment);
 
 kiln_page_t *kiln_segment_page_alloc(kiln_tld_t *tld, kiln_segment_kind_t kind) {
   kiln_segment_queue_t *queue = &tld->free_pages[kind];
@@ -319,6 +320,7 @@ void kiln_segment_page_free(kiln_tld_t *tld, kiln_page_t *page) {
   page->purge_at = kiln_os_clock_ms() + (uint64_t)kiln_option(KILN_OPTION_PURGE_DELAY);
   page->in_purge_queue = true;
   kiln_queue_push_back(&tld->purge_queue, page);
+  segment_maybe_abandon(tld, segment);
   kiln_segment_purge(tld, false);
 }
 
@@ -355,10 +357,11 @@ void kiln_segment_purge(kiln_tld_t *tld, bool force) {
  * each page is handed here.  When every used page of a segment is abandoned,
  * the segment goes on the process-wide abandoned list, owned by nobody.
  * Remote frees go on meanwhile: they only push onto pages' thread_free. */
-void kiln_segment_page_abandon(kiln_tld_t *tld, kiln_page_t *page) {
-  kiln_segment_t *segment = kiln_segment_of(page);
-  segment->abandoned_pages++;
-  if (segment->abandoned_pages < segment->used_pages) return;
+/* Abandon the segment once every used page is abandoned (called after a
+ * page is abandoned, and after a free page of a partly abandoned segment is
+ * freed: either can be the last step). */
+static void segment_maybe_abandon(kiln_tld_t *tld, kiln_segment_t *segment) {
+  if (segment->abandoned_pages == 0 || segment->abandoned_pages < segment->used_pages) return;
   if (segment->in_free_queue) {
     segment_queue_remove(&tld->free_pages[segment->kind], segment);
     segment->in_free_queue = false;
@@ -384,6 +387,12 @@ void kiln_segment_page_abandon(kiln_tld_t *tld, kiln_page_t *page) {
   atomic_fetch_add_explicit(&abandoned_count, 1, memory_order_relaxed);
   kiln_segment_unlock();
   kiln_stats_count(KILN_STAT_SEGMENTS_ABANDONED, 1);
+}
+
+void kiln_segment_page_abandon(kiln_tld_t *tld, kiln_page_t *page) {
+  kiln_segment_t *segment = kiln_segment_of(page);
+  segment->abandoned_pages++;
+  segment_maybe_abandon(tld, segment);
 }
 
 static void segment_reclaim(kiln_heap_t *heap, kiln_segment_t *segment) {
