@@ -195,8 +195,10 @@ typedef struct kiln_stats_s {
   size_t committed_peak;
   size_t mapped;           /* bytes of address space Kiln has mapped */
   size_t mapped_peak;
-  uint64_t malloc_count;   /* allocations served (all entry points) */
-  uint64_t free_count;     /* blocks freed */
+  uint64_t malloc_count;   /* allocations served (all entry points); counted per page
+                              when blocks are recycled, so blocks freed by their
+                              owner but not yet reused may be missing */
+  uint64_t free_count;     /* blocks freed (malloc_count minus live blocks) */
   uint64_t huge_count;     /* allocations served by a dedicated mapping */
   uint64_t remote_free_count; /* frees by a thread other than the owner */
   uint64_t invalid_free_count; /* frees of pointers Kiln did not hand out */

@@ -10,6 +10,8 @@
 /* Slow paths (free.c). */
 void kiln_free_generic(kiln_segment_t *segment, kiln_page_t *page, void *p);
 void kiln_free_not_ours(void *p);
+/* free of NULL, of a foreign pointer or of a >4 MiB-aligned huge block. */
+void kiln_free_rare(void *p);
 void kiln_free_retire(kiln_page_t *page);
 /* Release a block (its start) without any check: local, remote or huge. */
 void kiln_free_block(kiln_segment_t *segment, kiln_page_t *page, kiln_block_t *block);
@@ -24,7 +26,6 @@ kiln_inline void *kiln_page_pop(kiln_page_t *page) {
   kiln_block_t *block = page->free;
   page->free = block->next;
   page->used++;
-  page->alloc_count++;
   return block;
 }
 
@@ -38,26 +39,27 @@ kiln_inline void *kiln_malloc_inline(size_t size) {
   return kiln_heap_malloc_generic(heap, size, false);
 }
 
-/* free: segment by table and mask -> page by index -> if we own it and it
- * is a plain page and p starts a carved block, push on local_free.
- * (A NULL p falls in chunk 0, which is never a segment: the not-ours path.) */
+/* free: segment by bitmap and mask -> page by index -> if we own it and it
+ * is a plain page and p starts a carved block, push on local_free.  (This is
+ * kiln_segment_of unrolled, so the rare cases leave in one branch; a NULL p
+ * falls in chunk 0, which is never a segment.) */
 kiln_inline void kiln_free_inline(void *p) {
-  kiln_segment_t *segment = kiln_segment_of(p);
-  if (kiln_unlikely(segment == NULL)) {
-    kiln_free_not_ours(p);
+  uintptr_t chunk = (uintptr_t)p >> KILN_SEGMENT_SHIFT;
+  if (kiln_likely(chunk < KILN_MAP_CHUNKS && kiln_map_test(kiln_segment_start_map, chunk))) {
+    kiln_segment_t *segment = (kiln_segment_t *)((uintptr_t)p & ~(uintptr_t)KILN_SEGMENT_MASK);
+    kiln_page_t *page = kiln_segment_page_of_valid(segment, p);
+    if (kiln_likely(atomic_load_explicit(&segment->thread_id, memory_order_relaxed) == kiln_thread_id() &&
+                    page->flags.all == 0 && kiln_page_block_index(page, p) < page->capacity)) {
+      kiln_block_t *block = (kiln_block_t *)p;
+      block->next = page->local_free;
+      page->local_free = block;
+      if (kiln_unlikely(--page->used == 0)) kiln_free_retire(page);
+      return;
+    }
+    kiln_free_generic(segment, page, p);
     return;
   }
-  kiln_page_t *page = kiln_segment_page_of(segment, p);
-  if (kiln_likely(page != NULL &&
-                  atomic_load_explicit(&segment->thread_id, memory_order_relaxed) == kiln_thread_id() &&
-                  page->flags.all == 0 && kiln_page_block_index(page, p) < page->capacity)) {
-    kiln_block_t *block = (kiln_block_t *)p;
-    block->next = page->local_free;
-    page->local_free = block;
-    if (kiln_unlikely(--page->used == 0)) kiln_free_retire(page);
-    return;
-  }
-  kiln_free_generic(segment, page, p);
+  kiln_free_rare(p);
 }
 
 #endif /* KILN_ALLOC_H */

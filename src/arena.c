@@ -8,9 +8,11 @@
  *   the chunks were made: that is what mark/rewind rely on.
  *
  *   - kiln_arena_new: the arena_t lives in a small block from kiln_malloc; the
- *     chunks come from kiln_os_alloc, `chunk_size` bytes each (a request that
- *     does not fit gets a chunk sized to fit), and their total is capped by
- *     `limit`.  The first chunk is mapped by the first allocation.
+ *     chunks come from kiln_os_alloc: the first is `chunk_size` bytes, each
+ *     next one twice the one before, up to ARENA_GROWTH_MAX (a request that
+ *     does not fit gets a chunk sized to fit); their total is capped by
+ *     `limit`, and the last chunk is cut down to the room left under it.  The
+ *     first chunk is mapped by the first allocation.
  *   - kiln_arena_new_fixed: the arena_t and the one chunk header live at the
  *     start of the caller's buffer (16-byte aligned up), the rest of the
  *     buffer is the chunk's data.  Nothing is ever asked of the OS or of
@@ -55,6 +57,14 @@
 #define ARENA_DEFAULT_CHUNK ((size_t)64 << 10)
 /* The default and minimum alignment of a block (alignof(max_align_t)). */
 #define ARENA_MIN_ALIGN ((size_t)16)
+/* New chunks double in size up to this: an arena that is reset and refilled
+ * with the same work then settles, after a few rounds, on one chunk (the one
+ * reset keeps) that holds a whole round: no mmap and no page fault per round.
+ * With fixed-size chunks, reset would unmap and re-fault all but one of them
+ * every round (measured: 20 mmaps and 330 page faults per 10000 allocations,
+ * 4x slower than malloc).  The cap bounds what a chunk charges against the
+ * limits beyond what is used (chunks are counted as committed when mapped). */
+#define ARENA_GROWTH_MAX ((size_t)16 << 20)
 /* Larger alignments are refused (ENOMEM): kiln_align_up's no-wrap proof
  * needs alignment <= 2^62, and no memory could satisfy them anyway. */
 #define ARENA_MAX_ALIGN ((size_t)1 << 62)
@@ -156,7 +166,12 @@ static kiln_cold void *arena_add_chunk(kiln_arena_t *arena, arena_chunk_t *seen,
                                        size_t alignment) {
   size_t need = arena_chunk_need(size, alignment);
   if (need == 0 || arena->fixed) { errno = ENOMEM; return NULL; }
-  size_t chunk_size = need > arena->chunk_size ? need : arena->chunk_size;
+  /* Each new chunk doubles the one it follows (from chunk_size, up to
+   * ARENA_GROWTH_MAX), and a request that needs more gets what it needs. */
+  size_t grown_max = arena->chunk_size > ARENA_GROWTH_MAX ? arena->chunk_size : ARENA_GROWTH_MAX;
+  size_t chunk_size = seen->size < grown_max / 2 ? seen->size * 2 : grown_max;
+  if (chunk_size < arena->chunk_size) chunk_size = arena->chunk_size;
+  if (chunk_size < need) chunk_size = need;
   if (arena->limit != 0) {
     size_t room = arena->held < arena->limit ? arena->limit - arena->held : 0;
     /* Use the room left under the limit rather than fail while the request
@@ -195,7 +210,9 @@ static kiln_cold void *arena_alloc_slow_mt(kiln_arena_t *arena, arena_chunk_t *s
   return block;
 }
 
-void *kiln_arena_alloc(kiln_arena_t *arena, size_t size, size_t alignment) {
+/* Everything but the fast path below: argument checks, the thread-safe bump,
+ * other alignments, growth. */
+static kiln_noinline void *arena_alloc_generic(kiln_arena_t *arena, size_t size, size_t alignment) {
   if (alignment == 0) alignment = ARENA_MIN_ALIGN;
   if (kiln_unlikely(!kiln_is_power_of_two(alignment))) { errno = EINVAL; return NULL; }
   if (kiln_unlikely(size > KILN_MAX_ALLOC_SIZE || alignment > ARENA_MAX_ALIGN)) {
@@ -208,7 +225,7 @@ void *kiln_arena_alloc(kiln_arena_t *arena, size_t size, size_t alignment) {
   if (!(arena->flags & KILN_ARENA_THREAD_SAFE)) {
     arena_chunk_t *chunk = atomic_load_explicit(&arena->current, memory_order_relaxed);
     void *block = arena_bump(chunk, size, alignment);
-    if (kiln_likely(block != NULL)) return block;
+    if (block != NULL) return block;
     return arena_add_chunk(arena, chunk, size, alignment);
   }
   /* The loop the Promela model mirrors: bump; on no room, grow or retry. */
@@ -222,6 +239,25 @@ void *kiln_arena_alloc(kiln_arena_t *arena, size_t size, size_t alignment) {
     block = arena_alloc_slow_mt(arena, chunk, size, alignment, &retry);
     if (!retry) return block;
   }
+}
+
+/* The fast path: a single-threaded arena, alignment <= 16 (0 included), a
+ * size of 1 .. PTRDIFF_MAX, and room in the current chunk.  Every chunk
+ * starts 16-aligned (mmap'd, or placed so in a fixed buffer; the sentinel is
+ * alignas(16)), so aligning the offset aligns the address.  Anything else
+ * goes to arena_alloc_generic, as a tail call. */
+void *kiln_arena_alloc(kiln_arena_t *arena, size_t size, size_t alignment) {
+  if (kiln_likely(alignment <= ARENA_MIN_ALIGN && (alignment & (alignment - 1)) == 0 &&
+                  size - 1 < KILN_MAX_ALLOC_SIZE && !(arena->flags & KILN_ARENA_THREAD_SAFE))) {
+    arena_chunk_t *chunk = atomic_load_explicit(&arena->current, memory_order_relaxed);
+    size_t start = (size_t)kiln_align_up(atomic_load_explicit(&chunk->offset, memory_order_relaxed),
+                                         ARENA_MIN_ALIGN);
+    if (kiln_likely(start <= chunk->size && size <= chunk->size - start)) {
+      atomic_store_explicit(&chunk->offset, start + size, memory_order_relaxed);
+      return (uint8_t *)chunk + start;
+    }
+  }
+  return arena_alloc_generic(arena, size, alignment);
 }
 
 /* --- create / destroy ---------------------------------------------------- */

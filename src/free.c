@@ -31,6 +31,12 @@ static void free_invalid(void *p) {
   kiln_verbose("kiln: free(%p) of a pointer that starts no block: ignored", p);
 }
 
+kiln_noinline void kiln_free_rare(void *p) {
+  kiln_segment_t *segment = kiln_segment_of_slow((uintptr_t)p);
+  if (segment == NULL) kiln_free_not_ours(p);
+  else kiln_free_generic(segment, kiln_segment_page_of_valid(segment, p), p);
+}
+
 kiln_cold void kiln_free_retire(kiln_page_t *page) {
   kiln_heap_t *heap = atomic_load_explicit(&page->xheap, memory_order_relaxed);
   kiln_heap_page_retire(heap, page);

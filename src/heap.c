@@ -90,9 +90,14 @@ void kiln_heap_page_free(kiln_heap_t *heap, kiln_page_t *page) {
   kiln_page_set_delayed(page, KILN_NEVER_DELAYED_FREE, true);
   kiln_stats_page_used(page);
   kiln_tld_t *tld = heap->tld;
-  if (page->bin < KILN_BIN_COUNT)
+  if (page->bin < KILN_BIN_COUNT) {
+    /* With local_free collected, the blocks still on `free` are exactly
+     * capacity - used: the rest of alloc_count were handed out. */
+    kiln_page_collect(page);
+    uint64_t handed_out = page->alloc_count - ((uint64_t)page->capacity - page->used);
     atomic_store_explicit((_Atomic uint64_t *)&tld->stats.bin_alloc_count[page->bin],
-                          tld->stats.bin_alloc_count[page->bin] + page->alloc_count, memory_order_relaxed);
+                          tld->stats.bin_alloc_count[page->bin] + handed_out, memory_order_relaxed);
+  }
   size_t area;
   kiln_segment_page_area(kiln_segment_of(page), page, &area);
   heap->page_count--;

@@ -38,8 +38,6 @@ void kiln_page_init(kiln_heap_t *heap, kiln_page_t *page, unsigned bin, size_t b
   page->local_free = NULL;
   page->flags.all = 0;
   page_set_divisor(page, block_size);
-  page->keys[0] = heap->keys[0];
-  page->keys[1] = heap->keys[1];
   atomic_store_explicit(&page->xthread_free, (uintptr_t)KILN_NO_DELAYED_FREE, memory_order_relaxed);
   /* Release: a remote thread that later reads xheap (in DELAYED_FREEING)
    * sees a fully set-up heap. */
@@ -62,6 +60,7 @@ void kiln_page_extend(kiln_page_t *page) {
   ((kiln_block_t *)p)->next = page->free;
   page->free = (kiln_block_t *)first;
   page->capacity = (uint16_t)(page->capacity + count);
+  page->alloc_count += count;
 }
 
 size_t kiln_page_collect(kiln_page_t *page) {
@@ -84,13 +83,21 @@ size_t kiln_page_collect(kiln_page_t *page) {
     tail->next = page->free;
     page->free = head;
     page->used -= (uint32_t)remote;
+    page->alloc_count += remote;
   }
   if (page->local_free != NULL) {
     if (page->free == NULL) {
+      /* capacity == used + |free| + |local_free| and free is empty */
+      page->alloc_count += (size_t)page->capacity - page->used;
       page->free = page->local_free;
     } else {
       kiln_block_t *tail = page->local_free;
-      while (tail->next != NULL) tail = tail->next;
+      size_t local = 1;
+      while (tail->next != NULL) {
+        tail = tail->next;
+        local++;
+      }
+      page->alloc_count += local;
       tail->next = page->free;
       page->free = page->local_free;
     }

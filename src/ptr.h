@@ -7,13 +7,13 @@
  *                             value >= capacity if p starts no carved block
  *   kiln_thread_id()          a unique id of the calling thread, no syscall
  *
- * The segment map (segment_map.c) has two bits per 4 MiB chunk of the 47-bit
- * user address space (2^25 chunks, 8 MiB of zero-filled .bss that costs no
- * memory until written: only chunks that hold a segment touch their word):
- *   KILN_CHUNK_NONE   Kiln has no segment header for this chunk
- *   KILN_CHUNK_START  a segment header sits at the chunk's start
- *   KILN_CHUNK_PREV   a huge block aligned to >= 4 MiB starts here; its
- *                     segment header is at the start of the previous chunk
+ * The segment map (segment_map.c) has two bitmaps over the 4 MiB chunks of
+ * the 47-bit user address space (2^25 chunks, 4 MiB of zero-filled .bss
+ * each, which cost no memory until written: only words of chunks that hold
+ * a segment are ever touched):
+ *   start map  a segment header sits at the chunk's start
+ *   prev map   a huge block aligned to >= 4 MiB starts at this chunk; its
+ *              segment header is at the start of the previous chunk
  * With it `free` of any pointer — Kiln's, another allocator's, the stack's —
  * is answered without dereferencing the pointer, so a foreign pointer can
  * never make Kiln read or write memory it does not own.
@@ -26,38 +26,38 @@
 
 #define KILN_ADDRESS_BITS 47
 #define KILN_MAP_CHUNKS ((uintptr_t)1 << (KILN_ADDRESS_BITS - KILN_SEGMENT_SHIFT))
-#define KILN_MAP_WORDS (KILN_MAP_CHUNKS / 32) /* 32 two-bit entries per 64-bit word */
+#define KILN_MAP_WORDS (KILN_MAP_CHUNKS / 64)
 
-enum { KILN_CHUNK_NONE = 0, KILN_CHUNK_START = 1, KILN_CHUNK_PREV = 2 };
+enum kiln_chunk_e { KILN_CHUNK_NONE = 0, KILN_CHUNK_START = 1, KILN_CHUNK_PREV = 2 };
 
-extern _Atomic uint64_t kiln_segment_map[KILN_MAP_WORDS];
+extern _Atomic uint64_t kiln_segment_start_map[KILN_MAP_WORDS];
+extern _Atomic uint64_t kiln_segment_prev_map[KILN_MAP_WORDS];
 
-/* Record (or clear, with KILN_CHUNK_NONE) what chunk `chunk_addr` holds. */
-void kiln_segment_map_set(uintptr_t chunk_addr, unsigned state);
+/* Record (or clear, with KILN_CHUNK_NONE) what the chunk at `chunk_addr` holds. */
+void kiln_segment_map_set(uintptr_t chunk_addr, enum kiln_chunk_e state);
+/* The rare cases of kiln_segment_of: PREV chunks and foreign pointers. */
+kiln_segment_t *kiln_segment_of_slow(uintptr_t addr);
 
-kiln_inline unsigned kiln_segment_map_get(uintptr_t addr) {
-  uintptr_t chunk = addr >> KILN_SEGMENT_SHIFT;
-  if (kiln_unlikely(chunk >= KILN_MAP_CHUNKS)) return KILN_CHUNK_NONE;
-  /* Relaxed is enough: a thread can only legitimately hold a pointer into a
-   * segment after the allocation that produced it, which happened-after the
-   * map entry was published (release in kiln_segment_map_set, and the pointer
-   * reached this thread through some synchronisation of the program's). A
-   * racing foreign pointer sees either state, both handled. */
-  uint64_t word = atomic_load_explicit(&kiln_segment_map[chunk >> 5], memory_order_relaxed);
-  return (unsigned)(word >> ((chunk & 31) * 2)) & 3u;
+/* Relaxed loads are enough: a thread can only legitimately hold a pointer
+ * into a segment after the allocation that produced it, which happened after
+ * the map bit was published (release in kiln_segment_map_set), and the
+ * pointer reached this thread through some synchronisation of the program's.
+ * A racing foreign pointer sees either state, both handled. */
+kiln_inline bool kiln_map_test(_Atomic uint64_t *map, uintptr_t chunk) {
+  uint64_t word = atomic_load_explicit(&map[chunk >> 6], memory_order_relaxed);
+  return (word >> (chunk & 63)) & 1u;
 }
 
 /* Why masking is valid: every segment starts at a multiple of
  * KILN_SEGMENT_SIZE, and a block's first byte lies in its segment's first
- * chunk (START) or, for a huge block aligned to >= 4 MiB, exactly at the
- * start of the chunk after the header (PREV); the map says which. */
+ * chunk (start map) or, for a huge block aligned to >= 4 MiB, exactly at the
+ * start of the chunk after the header (prev map). */
 kiln_inline kiln_segment_t *kiln_segment_of(const void *p) {
   uintptr_t addr = (uintptr_t)p;
-  unsigned state = kiln_segment_map_get(addr);
-  uintptr_t chunk_start = addr & ~(uintptr_t)KILN_SEGMENT_MASK;
-  if (kiln_likely(state == KILN_CHUNK_START)) return (kiln_segment_t *)chunk_start;
-  if (state == KILN_CHUNK_PREV) return (kiln_segment_t *)(chunk_start - KILN_SEGMENT_SIZE);
-  return NULL;
+  uintptr_t chunk = addr >> KILN_SEGMENT_SHIFT;
+  if (kiln_likely(chunk < KILN_MAP_CHUNKS && kiln_map_test(kiln_segment_start_map, chunk)))
+    return (kiln_segment_t *)(addr & ~(uintptr_t)KILN_SEGMENT_MASK);
+  return kiln_segment_of_slow(addr);
 }
 
 /* Pages of a segment are 1 << page_shift bytes from the segment start (page 0
@@ -68,6 +68,14 @@ kiln_inline kiln_page_t *kiln_segment_page_of(kiln_segment_t *segment, const voi
   size_t index = ((uintptr_t)p - (uintptr_t)segment) >> segment->page_shift;
   if (kiln_unlikely(index >= segment->page_count)) return NULL;
   return &segment->pages[index];
+}
+
+/* The same for a pointer kiln_segment_of accepted: then the index is always
+ * in range (START chunk: p - segment < 4 MiB, so the index is below
+ * 4 MiB >> page_shift == page_count; huge segments: page_shift 63 gives 0),
+ * and the fast path skips the test. */
+kiln_inline kiln_page_t *kiln_segment_page_of_valid(kiln_segment_t *segment, const void *p) {
+  return &segment->pages[((uintptr_t)p - (uintptr_t)segment) >> segment->page_shift];
 }
 
 /* Divisibility by a constant with one multiplication (Hacker's Delight,

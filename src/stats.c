@@ -106,6 +106,12 @@ static void visit_segment(kiln_segment_t *segment, void *arg) {
      * of a running program can promise. */
     uint32_t used = __atomic_load_n(&page->used, __ATOMIC_RELAXED);
     uint64_t count = __atomic_load_n(&page->alloc_count, __ATOMIC_RELAXED);
+    uint16_t capacity = __atomic_load_n(&page->capacity, __ATOMIC_RELAXED);
+    /* alloc_count counts blocks put on `free`; those still there (at most
+     * capacity - used) were not handed out yet: a lower bound, exact when
+     * the owner has just collected. */
+    uint64_t idle = capacity > used ? (uint64_t)(capacity - used) : 0;
+    count = count > idle ? count - idle : 0;
     unsigned bin = __atomic_load_n(&page->bin, __ATOMIC_RELAXED);
     if (bin >= KILN_BIN_COUNT) continue;
     stats->allocated += (size_t)used * kiln_bin_size[bin];

@@ -98,33 +98,33 @@ typedef union kiln_page_flags_u {
  *                            owner collects them)
  *   a page is in use (segment_in_use) iff it is in exactly one queue of the
  *   heap `xheap`, or abandoned (xheap == NULL, delayed state NEVER). */
-typedef struct kiln_page_s {
+typedef struct __attribute__((aligned(64))) kiln_page_s {
   /* hot: the fast paths touch only this first cache line */
   kiln_block_t *free;             /* blocks to allocate from (owner only) */
   kiln_block_t *local_free;       /* blocks freed by the owner, waiting for collect */
   uint32_t used;                  /* blocks allocated, incl. those on thread_free */
   kiln_page_flags_t flags;        /* see above (owner only) */
-  uint16_t capacity;              /* blocks carved so far */
   uint8_t *start;                 /* first block */
   uint64_t div_inverse;           /* block_size = 2^div_shift * m: inverse of m mod 2^64 (ptr.h) */
-  uint64_t alloc_count;           /* blocks handed out since the page was set up (statistics) */
   size_t block_size;              /* bytes per block; == bin's size (huge: the block's size) */
+  uint16_t capacity;              /* blocks carved so far */
+  uint16_t reserved;              /* blocks the page can hold */
+  uint16_t bin;                   /* size class (KILN_BIN_HUGE for huge pages) */
   uint8_t div_shift;
   uint8_t segment_in_use;         /* the page belongs to a heap; else free in its segment */
   uint8_t is_committed;           /* memory not handed back to the OS since last use */
   uint8_t in_purge_queue;         /* free page on the tld's purge queue */
-  uint16_t reserved;              /* blocks the page can hold */
-  uint16_t bin;                   /* size class (KILN_BIN_HUGE for huge pages) */
+  uint16_t page_index;            /* index in the segment */
   /* cold */
-  uint32_t page_index;            /* index in the segment */
+  uint64_t alloc_count;           /* blocks put on `free` since set-up: allocations, ahead by |free| */
   uint32_t used_accounted;        /* `used` as last added to the process allocation estimate */
   _Atomic uintptr_t xthread_free; /* remote frees: block list | kiln_delayed_t (2 low bits) */
   _Atomic(kiln_heap_t *) xheap;   /* owning heap; NULL while abandoned or free */
   struct kiln_page_s *next;       /* in a heap's page queue, or the tld's purge queue */
   struct kiln_page_s *prev;
   uint64_t purge_at;              /* free page: when (ms) its memory goes back to the OS */
-  uintptr_t keys[2];              /* hardened mode: free-list pointer encoding secret */
 } kiln_page_t;
+_Static_assert(sizeof(kiln_page_t) == 128, "page metadata: two cache lines, hot fields in the first");
 
 typedef enum kiln_segment_kind_e {
   KILN_SEGMENT_SMALL,  /* 64 KiB pages */
