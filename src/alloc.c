@@ -49,6 +49,10 @@ void *kiln_realloc(void *p, size_t size) {
   if (!page->flags.x.checked) {
     if (segment->kind == KILN_SEGMENT_HUGE) {
       if (kiln_huge_resize(segment, p, size)) return p;
+      if (size > usable) {
+        void *grown = kiln_huge_grow(segment, p, size);
+        if (grown != NULL) return grown;
+      }
     } else if (size <= usable && size >= usable / 2) {
       return p;
     }

@@ -199,6 +199,35 @@ void kiln_huge_free(kiln_segment_t *segment) {
   kiln_os_free(segment, segment->mapped_size, segment->mapped_size);
 }
 
+/* Grow by moving the mapping's pages (mremap): no copy, as glibc does for
+ * its mmapped chunks.  Only ordinarily aligned blocks (block in the first
+ * chunk).  Returns the block's new address or NULL. */
+void *kiln_huge_grow(kiln_segment_t *segment, void *p, size_t size) {
+  kiln_page_t *page = &segment->pages[0];
+  size_t offset = (size_t)(page->start - (uint8_t *)segment);
+  if ((uint8_t *)p != page->start || offset >= KILN_SEGMENT_SIZE || size > KILN_MAX_ALLOC_SIZE - offset)
+    return NULL;
+  size_t old_size = segment->mapped_size;
+  size_t new_size = kiln_align_up(offset + size, kiln_os_page_size());
+  /* The header moves with the pages: take it off the lists first. */
+  kiln_segment_unregister_huge(segment);
+  kiln_segment_map_set((uintptr_t)segment, KILN_CHUNK_NONE);
+  kiln_segment_t *moved = kiln_os_remap(segment, old_size, new_size, KILN_SEGMENT_SIZE);
+  bool grown = moved != NULL;
+  if (!grown) {
+    moved = segment; /* untouched: put it back */
+  } else {
+    moved->mapped_size = new_size;
+    moved->cookie = kiln_segment_cookie(moved);
+    moved->pages[0].start = (uint8_t *)moved + offset;
+    moved->pages[0].block_size = new_size - offset;
+    kiln_stats_huge_bytes((long long)(new_size - old_size));
+  }
+  kiln_segment_register_huge(moved);
+  kiln_segment_map_set((uintptr_t)moved, KILN_CHUNK_START);
+  return grown ? moved->pages[0].start : NULL;
+}
+
 bool kiln_huge_resize(kiln_segment_t *segment, void *p, size_t size) {
   kiln_page_t *page = &segment->pages[0];
   if ((uint8_t *)p != page->start) return false;

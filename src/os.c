@@ -85,6 +85,32 @@ void kiln_os_free(void *p, size_t size, size_t committed) {
   kiln_limit_release(committed);
 }
 
+void *kiln_os_remap(void *p, size_t old_size, size_t new_size, size_t alignment) {
+  if (new_size <= old_size) return p;
+  size_t grow = new_size - old_size;
+  if (!kiln_limit_reserve(grow)) return NULL;
+  void *q = mremap(p, old_size, new_size, 0);
+  if (q == MAP_FAILED) {
+    /* Reserve an aligned destination, then move the pages onto it. */
+    void *dest = os_mmap(NULL, new_size + alignment);
+    if (dest == NULL) { kiln_limit_release(grow); return NULL; }
+    uint8_t *aligned = (uint8_t *)kiln_align_up((uintptr_t)dest, alignment);
+    os_munmap(dest, (size_t)(aligned - (uint8_t *)dest));
+    os_munmap(aligned + new_size, (size_t)((uint8_t *)dest + new_size + alignment - (aligned + new_size)));
+    q = mremap(p, old_size, new_size, MREMAP_MAYMOVE | MREMAP_FIXED, aligned);
+    if (q == MAP_FAILED) {
+      int err = errno;
+      os_munmap(aligned, new_size);
+      kiln_limit_release(grow);
+      if (err != ENOMEM) kiln_fatal("kiln: mremap of %zu bytes failed with errno %d", new_size, err);
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  kiln_stats_mapped(grow, grow);
+  return q;
+}
+
 void kiln_os_decommit(void *p, size_t size) {
   if (size == 0) return;
   /* MADV_DONTNEED rather than MADV_FREE: RSS must fall now, not under memory

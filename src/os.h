@@ -33,6 +33,11 @@ static inline void *kiln_os_alloc(size_t size) { return kiln_os_alloc_aligned(si
  * bytes were counted as committed (normally `size`). */
 void kiln_os_free(void *p, size_t size, size_t committed);
 
+/* Resize a mapping from kiln_os_alloc*: first in place, else by moving its
+ * pages (no copy) to a fresh range aligned to `alignment`.  Returns the new
+ * address, or NULL (errno ENOMEM) with the old mapping untouched. */
+void *kiln_os_remap(void *p, size_t old_size, size_t new_size, size_t alignment);
+
 /* Give the physical pages back (MADV_DONTNEED: RSS drops now; the range reads
  * as zeros afterwards).  The address range stays mapped and usable. */
 void kiln_os_decommit(void *p, size_t size);

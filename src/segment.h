@@ -44,6 +44,8 @@ void *kiln_huge_alloc(size_t size, size_t alignment, bool zero);
 void kiln_huge_free(kiln_segment_t *segment);
 /* Grow or shrink in place within the mapping; false if it does not fit. */
 bool kiln_huge_resize(kiln_segment_t *segment, void *p, size_t size);
+/* Grow a huge block by moving its pages; the new address or NULL. */
+void *kiln_huge_grow(kiln_segment_t *segment, void *p, size_t size);
 /* Unmap cached huge mappings older than the purge delay (all with force). */
 void kiln_huge_cache_purge(bool force);
 void kiln_huge_cache_clear(void);
