@@ -16,7 +16,8 @@
  *   - kiln_arena_new_fixed: the arena_t and the one chunk header live at the
  *     start of the caller's buffer (16-byte aligned up), the rest of the
  *     buffer is the chunk's data.  Nothing is ever asked of the OS or of
- *     Kiln's heap; KILN_ARENA_FIXED_OVERHEAD bytes of the buffer are taken.
+ *     Kiln's heap.  At most ARENA_FIXED_OVERHEAD bytes of the buffer are
+ *     taken (143 on x86-64 Linux); a buffer not larger is refused (EINVAL).
  *
  * Invariants (each chunk c on the chain, h = CHUNK_HEADER):
  *   h <= c->offset <= c->size; [c + h, c + offset) has been handed out (with
@@ -40,8 +41,9 @@
  *   grower carves its own block out of the new chunk before publishing it, so
  *   the thread that paid for the mmap always gets its memory.
  *   The Promela model tests/model/arena_bump.pml (written separately) mirrors
- *   arena_bump_mt and the retry loop of kiln_arena_alloc: keep both small and
- *   keep the model in step with any change to them.
+ *   kiln_arena_alloc's CAS loop: arena_bump_mt, and the bump-or-grow-or-retry
+ *   loop in arena_alloc_generic with arena_alloc_slow_mt.  Keep them small,
+ *   and keep the model in step with any change to them.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -95,7 +97,7 @@ struct kiln_arena_s {
  * the 16-byte alignment of the buffer's start). */
 #define ARENA_FIXED_HEADER \
   (kiln_align_up(sizeof(struct kiln_arena_s), ARENA_MIN_ALIGN) + CHUNK_HEADER)
-#define KILN_ARENA_FIXED_OVERHEAD (ARENA_FIXED_HEADER + ARENA_MIN_ALIGN - 1)
+#define ARENA_FIXED_OVERHEAD (ARENA_FIXED_HEADER + ARENA_MIN_ALIGN - 1)
 
 /* The empty chunk: `current` of an arena with no chunk.  Its size is 0, so no
  * request fits and the fast path needs no NULL test: the first allocation
@@ -285,7 +287,7 @@ kiln_arena_t *kiln_arena_new_fixed(void *buffer, size_t size, unsigned flags) {
   if (flags & ~(unsigned)KILN_ARENA_THREAD_SAFE) { errno = EINVAL; return NULL; }
   uintptr_t start = kiln_align_up((uintptr_t)buffer, ARENA_MIN_ALIGN);
   /* The buffer must hold the arena, a chunk header and at least one byte. */
-  if (buffer == NULL || size <= KILN_ARENA_FIXED_OVERHEAD) {
+  if (buffer == NULL || size <= ARENA_FIXED_OVERHEAD) {
     errno = EINVAL;
     return NULL;
   }
@@ -344,6 +346,11 @@ kiln_arena_mark_t kiln_arena_mark(kiln_arena_t *arena) {
   return mark;
 }
 
+/* Cost: O(chunks made since the mark); each of them is unmapped.  So a mark
+ * taken when the current chunk is nearly full makes every rewind to it unmap
+ * the chunk grown after it, and the next allocation map one again: for a
+ * mark/rewind per line or per frame, give the arena a chunk_size that holds
+ * a line's or frame's worth. */
 void kiln_arena_rewind(kiln_arena_t *arena, kiln_arena_mark_t mark) {
   arena_chunk_t *current = atomic_load_explicit(&arena->current, memory_order_relaxed);
   arena_chunk_t *target = mark.chunk;
