@@ -134,13 +134,10 @@ bool kiln_heap_adopt_page(kiln_heap_t *heap, kiln_page_t *page) {
 /* --- the slow path ---------------------------------------------------------- */
 static kiln_page_t *heap_fresh_page(kiln_heap_t *heap, unsigned bin) {
   kiln_segment_kind_t kind = kiln_bin_segment_kind(bin);
-  size_t area_guess = (size_t)1 << (kind == KILN_SEGMENT_SMALL    ? KILN_SMALL_PAGE_SHIFT
-                                    : kind == KILN_SEGMENT_MEDIUM ? KILN_MEDIUM_PAGE_SHIFT
-                                                                  : KILN_LARGE_PAGE_SHIFT);
-  if (heap->limit != 0 && heap->page_bytes + area_guess > heap->limit) return NULL;
   kiln_page_t *page = kiln_segment_page_alloc(heap->tld, kind);
   if (page == NULL) return NULL;
   kiln_page_init(heap, page, bin, kiln_bin_size[bin]);
+  if (heap->limit != 0) page->flags.x.accounted = 1;
   kiln_check_page_init(heap, page);
   size_t area;
   kiln_segment_page_area(kiln_segment_of(page), page, &area);
@@ -195,6 +192,41 @@ void *kiln_heap_malloc_generic(kiln_heap_t *heap, size_t size, bool zero) {
   return kiln_heap_malloc_core(heap, size, zero);
 }
 
+/* --- the per-heap limit ------------------------------------------------------
+ * A limited heap counts the bytes of its blocks exactly: +block size when a
+ * block is handed out (limited heaps keep their direct slots empty, so every
+ * allocation comes through here), -block size on a local free and on
+ * collecting remote frees (its pages are flagged `accounted`, which sends
+ * their frees to the generic path).  All of it on the owner thread. */
+static void visit_collect(kiln_heap_t *heap, kiln_page_t *page);
+static void heap_visit_pages(kiln_heap_t *heap, void (*visit)(kiln_heap_t *, kiln_page_t *));
+
+static bool heap_limit_admits(kiln_heap_t *heap, size_t bytes) {
+  if (heap->allocated + bytes <= heap->limit && heap->allocated + bytes >= bytes) return true;
+  heap_visit_pages(heap, visit_collect); /* remote frees not yet counted */
+  return heap->allocated + bytes <= heap->limit && heap->allocated + bytes >= bytes;
+}
+
+static void *heap_pop(kiln_heap_t *heap, kiln_page_t *page) {
+  if (kiln_unlikely(page->flags.x.accounted)) heap->allocated += page->block_size;
+  return kiln_page_pop(page);
+}
+
+void kiln_heap_limit_set(kiln_heap_t *heap, size_t bytes) {
+  heap_visit_pages(heap, visit_collect);
+  size_t allocated = 0;
+  for (unsigned q = 1; q <= KILN_BIN_FULL; q++)
+    for (kiln_page_t *page = heap->pages[q].first; page != NULL; page = page->next) {
+      page->flags.x.accounted = bytes != 0;
+      allocated += (size_t)page->used * page->block_size;
+    }
+  heap->limit = bytes;
+  heap->allocated = allocated;
+  heap->no_direct = bytes != 0 || kiln_check_enabled();
+  for (size_t i = 0; i < KILN_DIRECT_SLOTS; i++) heap->pages_direct[i] = &kiln_page_empty;
+  for (unsigned bin = 1; bin < KILN_BIN_COUNT; bin++) kiln_heap_update_direct(heap, bin);
+}
+
 void *kiln_heap_malloc_core(kiln_heap_t *heap, size_t size, bool zero) {
   if (kiln_unlikely(size > KILN_MAX_ALLOC_SIZE)) {
     errno = ENOMEM;
@@ -202,8 +234,20 @@ void *kiln_heap_malloc_core(kiln_heap_t *heap, size_t size, bool zero) {
   }
   if (atomic_load_explicit(&heap->thread_delayed_free, memory_order_relaxed) != NULL)
     kiln_heap_delayed_free_all(heap);
-  if (size > KILN_LARGE_BLOCK_MAX) return kiln_huge_alloc(size, 16, zero);
+  if (size > KILN_LARGE_BLOCK_MAX) {
+    /* Huge blocks are not counted (any thread frees them without the heap);
+     * one that alone exceeds what is left is refused. */
+    if (heap->limit != 0 && !heap_limit_admits(heap, size)) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    return kiln_huge_alloc(size, 16, zero);
+  }
   unsigned bin = kiln_bin_of(size == 0 ? 1 : size);
+  if (kiln_unlikely(heap->limit != 0) && !heap_limit_admits(heap, kiln_bin_size[bin])) {
+    errno = ENOMEM;
+    return NULL;
+  }
   kiln_page_t *page = heap->pages[bin].first;
   if (page == NULL || page->free == NULL) {
     page = kiln_heap_find_page(heap, bin);
@@ -212,7 +256,7 @@ void *kiln_heap_malloc_core(kiln_heap_t *heap, size_t size, bool zero) {
       return NULL;
     }
   }
-  void *block = kiln_page_pop(page);
+  void *block = heap_pop(heap, page);
   if (zero) memset(block, 0, size);
   return block;
 }
@@ -238,18 +282,28 @@ void *kiln_heap_malloc_aligned_core(kiln_heap_t *heap, size_t size, size_t align
     size_t want = size < alignment ? alignment : size;
     for (unsigned bin = kiln_bin_of(want); bin < KILN_BIN_COUNT; bin++) {
       if (kiln_bin_size[bin] % alignment != 0) continue;
+      if (kiln_unlikely(heap->limit != 0) && !heap_limit_admits(heap, kiln_bin_size[bin])) {
+        errno = ENOMEM;
+        return NULL;
+      }
       kiln_page_t *page = heap->pages[bin].first;
       if (page == NULL || page->free == NULL) page = kiln_heap_find_page(heap, bin);
       if (page == NULL) {
         errno = ENOMEM;
         return NULL;
       }
-      void *block = kiln_page_pop(page);
+      void *block = heap_pop(heap, page);
       if (zero) memset(block, 0, size);
       return block;
     }
   }
-  if (size + alignment > KILN_LARGE_BLOCK_MAX) return kiln_huge_alloc(size, alignment, zero);
+  if (size + alignment > KILN_LARGE_BLOCK_MAX) {
+    if (heap->limit != 0 && !heap_limit_admits(heap, size)) {
+      errno = ENOMEM;
+      return NULL;
+    }
+    return kiln_huge_alloc(size, alignment, zero);
+  }
   /* Over-allocate and hand out an interior, aligned pointer; the page is
    * marked so that free() finds the block start again. */
   uint8_t *block = kiln_heap_malloc_core(heap, size + alignment - 1, false);
@@ -264,9 +318,7 @@ void *kiln_heap_malloc_aligned_core(kiln_heap_t *heap, size_t size, size_t align
 }
 
 /* --- whole-heap operations ------------------------------------------------- */
-typedef void page_visitor(kiln_heap_t *heap, kiln_page_t *page);
-
-static void heap_visit_pages(kiln_heap_t *heap, page_visitor *visit) {
+static void heap_visit_pages(kiln_heap_t *heap, void (*visit)(kiln_heap_t *, kiln_page_t *)) {
   for (unsigned q = 1; q <= KILN_BIN_FULL; q++) {
     kiln_page_t *page = heap->pages[q].first;
     while (page != NULL) {
@@ -336,4 +388,5 @@ void kiln_heap_drop_all(kiln_heap_t *heap) {
   atomic_store_explicit(&heap->thread_delayed_free, NULL, memory_order_relaxed);
   heap_visit_pages(heap, visit_drop);
   heap_reset_direct(heap);
+  heap->allocated = 0;
 }

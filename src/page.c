@@ -84,6 +84,10 @@ size_t kiln_page_collect(kiln_page_t *page) {
     page->free = head;
     page->used -= (uint32_t)remote;
     page->alloc_count += remote;
+    if (page->flags.x.accounted) {
+      kiln_heap_t *heap = atomic_load_explicit(&page->xheap, memory_order_relaxed);
+      heap->allocated -= remote * page->block_size;
+    }
   }
   if (page->local_free != NULL) {
     if (page->free == NULL) {

@@ -88,7 +88,7 @@ typedef union kiln_page_flags_u {
     uint8_t in_full;     /* in the heap's full queue */
     uint8_t has_aligned; /* holds over-aligned blocks: free must find the block start */
     uint8_t checked;     /* checking or hardened mode: every free takes the checked path */
-    uint8_t unused;
+    uint8_t accounted;   /* the heap has a limit: frees must update heap->allocated */
   } x;
 } kiln_page_flags_t;
 
@@ -183,7 +183,8 @@ struct kiln_heap_s {
   _Atomic(kiln_block_t *) thread_delayed_free;  /* blocks remote threads freed into full pages */
   uintptr_t thread_id;                          /* owner */
   size_t page_count;                            /* pages in the queues */
-  size_t limit;                                 /* bytes of pages the heap may hold (0 = none) */
+  size_t limit;                                 /* bytes of blocks the heap may have allocated (0 = none) */
+  size_t allocated;                             /* with a limit: bytes of blocks allocated (exact, owner only) */
   size_t page_bytes;                            /* bytes of pages it holds */
   uintptr_t keys[2];                            /* hardened mode secrets for new pages */
   uint64_t random;                              /* xorshift state */
