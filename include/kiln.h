@@ -108,10 +108,8 @@ KILN_EXPORT void *kiln_heap_realloc(kiln_heap_t *heap, void *p, size_t size);
 KILN_EXPORT KILN_MALLOC_ATTR void *kiln_heap_aligned_alloc(kiln_heap_t *heap, size_t alignment, size_t size);
 /* Per-heap budget (0 = none): bytes of blocks (their usable sizes) the heap
  * may have allocated at once.  An allocation that would exceed it fails with
- * ENOMEM; freeing blocks makes room again.  Blocks above 1 MiB are refused
- * when they alone exceed what is left, but are not counted afterwards (any
- * thread frees them directly).  A limited heap's allocations take Kiln's
- * slow path (a few nanoseconds more each). */
+ * ENOMEM; freeing blocks makes room again.  A limited heap's allocations
+ * take Kiln's slow path (a few nanoseconds more each). */
 KILN_EXPORT void kiln_heap_set_limit(kiln_heap_t *heap, size_t bytes);
 /* Bytes of blocks currently allocated from the heap (blocks freed by other
  * threads count until the owner next collects their page). */

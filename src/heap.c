@@ -201,10 +201,15 @@ void *kiln_heap_malloc_generic(kiln_heap_t *heap, size_t size, bool zero) {
 static void visit_collect(kiln_heap_t *heap, kiln_page_t *page);
 static void heap_visit_pages(kiln_heap_t *heap, void (*visit)(kiln_heap_t *, kiln_page_t *));
 
+static bool heap_limit_fits(kiln_heap_t *heap, size_t bytes) {
+  size_t used = heap->allocated + atomic_load_explicit(&heap->huge_bytes, memory_order_relaxed);
+  return used + bytes >= bytes && used + bytes <= heap->limit;
+}
+
 static bool heap_limit_admits(kiln_heap_t *heap, size_t bytes) {
-  if (heap->allocated + bytes <= heap->limit && heap->allocated + bytes >= bytes) return true;
+  if (heap_limit_fits(heap, bytes)) return true;
   heap_visit_pages(heap, visit_collect); /* remote frees not yet counted */
-  return heap->allocated + bytes <= heap->limit && heap->allocated + bytes >= bytes;
+  return heap_limit_fits(heap, bytes);
 }
 
 static void *heap_pop(kiln_heap_t *heap, kiln_page_t *page) {
@@ -235,13 +240,12 @@ void *kiln_heap_malloc_core(kiln_heap_t *heap, size_t size, bool zero) {
   if (atomic_load_explicit(&heap->thread_delayed_free, memory_order_relaxed) != NULL)
     kiln_heap_delayed_free_all(heap);
   if (size > KILN_LARGE_BLOCK_MAX) {
-    /* Huge blocks are not counted (any thread frees them without the heap);
-     * one that alone exceeds what is left is refused. */
+    /* A first-class heap's huge blocks count through heap->huge_bytes. */
     if (heap->limit != 0 && !heap_limit_admits(heap, size)) {
       errno = ENOMEM;
       return NULL;
     }
-    return kiln_huge_alloc(size, 16, zero);
+    return kiln_huge_alloc(heap, size, 16, zero);
   }
   unsigned bin = kiln_bin_of(size == 0 ? 1 : size);
   if (kiln_unlikely(heap->limit != 0) && !heap_limit_admits(heap, kiln_bin_size[bin])) {
@@ -302,7 +306,7 @@ void *kiln_heap_malloc_aligned_core(kiln_heap_t *heap, size_t size, size_t align
       errno = ENOMEM;
       return NULL;
     }
-    return kiln_huge_alloc(size, alignment, zero);
+    return kiln_huge_alloc(heap, size, alignment, zero);
   }
   /* Over-allocate and hand out an interior, aligned pointer; the page is
    * marked so that free() finds the block start again. */
@@ -381,6 +385,8 @@ void kiln_heap_abandon(kiln_heap_t *heap) {
   kiln_heap_delayed_free_all(heap);
   heap_visit_pages(heap, visit_abandon);
   heap_reset_direct(heap);
+  /* Its huge blocks stay valid and become the program's to free. */
+  kiln_heap_huge_release_all(heap, false);
 }
 
 void kiln_heap_drop_all(kiln_heap_t *heap) {
@@ -389,4 +395,5 @@ void kiln_heap_drop_all(kiln_heap_t *heap) {
   heap_visit_pages(heap, visit_drop);
   heap_reset_direct(heap);
   heap->allocated = 0;
+  kiln_heap_huge_release_all(heap, true);
 }

@@ -53,8 +53,9 @@ void kiln_heap_reset(kiln_heap_t *heap) {
 void kiln_heap_set_limit(kiln_heap_t *heap, size_t bytes) { kiln_heap_limit_set(heap, bytes); }
 
 size_t kiln_heap_allocated(const kiln_heap_t *heap) {
-  if (heap->limit != 0) return heap->allocated;
-  size_t bytes = 0;
+  size_t huge = atomic_load_explicit(&heap->huge_bytes, memory_order_relaxed);
+  if (heap->limit != 0) return heap->allocated + huge;
+  size_t bytes = huge;
   for (unsigned q = 1; q <= KILN_BIN_FULL; q++) {
     for (const kiln_page_t *page = heap->pages[q].first; page != NULL; page = page->next)
       bytes += (size_t)page->used * page->block_size;

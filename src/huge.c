@@ -146,7 +146,55 @@ static kiln_segment_t *huge_map(size_t size, size_t alignment, uint8_t **block, 
   return segment;
 }
 
-void *kiln_huge_alloc(size_t size, size_t alignment, bool zero) {
+/* --- huge blocks of first-class heaps ------------------------------------ */
+static void heap_huge_lock(kiln_heap_t *heap) {
+  /* acquire: the list as the last holder left it */
+  while (atomic_flag_test_and_set_explicit(&heap->huge_lock, memory_order_acquire)) kiln_os_yield();
+}
+static void heap_huge_unlock(kiln_heap_t *heap) {
+  atomic_flag_clear_explicit(&heap->huge_lock, memory_order_release);
+}
+
+static void heap_huge_link(kiln_heap_t *heap, kiln_segment_t *segment) {
+  heap_huge_lock(heap);
+  segment->huge_heap = heap;
+  segment->prev = NULL;
+  segment->next = heap->huge_first;
+  if (heap->huge_first != NULL) heap->huge_first->prev = segment;
+  heap->huge_first = segment;
+  atomic_fetch_add_explicit(&heap->huge_bytes, segment->pages[0].block_size, memory_order_relaxed);
+  heap_huge_unlock(heap);
+}
+
+/* Returns the heap it was linked to (NULL if none). */
+static kiln_heap_t *heap_huge_unlink(kiln_segment_t *segment) {
+  kiln_heap_t *heap = segment->huge_heap;
+  if (heap == NULL) return NULL;
+  heap_huge_lock(heap);
+  if (segment->prev != NULL) segment->prev->next = segment->next;
+  else heap->huge_first = segment->next;
+  if (segment->next != NULL) segment->next->prev = segment->prev;
+  segment->huge_heap = NULL;
+  atomic_fetch_sub_explicit(&heap->huge_bytes, segment->pages[0].block_size, memory_order_relaxed);
+  heap_huge_unlock(heap);
+  return heap;
+}
+
+void kiln_heap_huge_release_all(kiln_heap_t *heap, bool free_blocks) {
+  heap_huge_lock(heap);
+  kiln_segment_t *list = heap->huge_first;
+  heap->huge_first = NULL;
+  atomic_store_explicit(&heap->huge_bytes, 0, memory_order_relaxed);
+  for (kiln_segment_t *s = list; s != NULL; s = s->next) s->huge_heap = NULL;
+  heap_huge_unlock(heap);
+  while (free_blocks && list != NULL) {
+    kiln_segment_t *next = list->next;
+    kiln_huge_free(list);
+    list = next;
+  }
+}
+
+void *kiln_huge_alloc(kiln_heap_t *owner, size_t size, size_t alignment, bool zero) {
   uint8_t *block;
   bool fresh;
   kiln_segment_t *segment = huge_map(size, alignment, &block, &fresh);
@@ -182,10 +230,12 @@ void *kiln_huge_alloc(size_t size, size_t alignment, bool zero) {
   if (block >= (uint8_t *)segment + KILN_SEGMENT_SIZE) kiln_segment_map_set((uintptr_t)block, KILN_CHUNK_PREV);
   kiln_stats_count(KILN_STAT_HUGE_ALLOCS, 1);
   kiln_stats_huge_bytes((long long)page->block_size);
+  if (owner != NULL && owner->is_first_class) heap_huge_link(owner, segment);
   return block;
 }
 
 void kiln_huge_free(kiln_segment_t *segment) {
+  heap_huge_unlink(segment);
   kiln_page_t *page = &segment->pages[0];
   kiln_stats_count(KILN_STAT_HUGE_FREES, 1);
   kiln_stats_huge_bytes(-(long long)page->block_size);
@@ -210,6 +260,7 @@ void *kiln_huge_grow(kiln_segment_t *segment, void *p, size_t size) {
   size_t old_size = segment->mapped_size;
   size_t new_size = kiln_align_up(offset + size, kiln_os_page_size());
   /* The header moves with the pages: take it off the lists first. */
+  kiln_heap_t *heap = heap_huge_unlink(segment);
   kiln_segment_unregister_huge(segment);
   kiln_segment_map_set((uintptr_t)segment, KILN_CHUNK_NONE);
   kiln_segment_t *moved = kiln_os_remap(segment, old_size, new_size, KILN_SEGMENT_SIZE);
@@ -225,6 +276,7 @@ void *kiln_huge_grow(kiln_segment_t *segment, void *p, size_t size) {
   }
   kiln_segment_register_huge(moved);
   kiln_segment_map_set((uintptr_t)moved, KILN_CHUNK_START);
+  if (heap != NULL) heap_huge_link(heap, moved);
   return grown ? moved->pages[0].start : NULL;
 }
 
@@ -239,11 +291,13 @@ bool kiln_huge_resize(kiln_segment_t *segment, void *p, size_t size) {
   if (size <= KILN_LARGE_BLOCK_MAX) return false;
   size_t keep = kiln_align_up(offset + size, page_size);
   if (keep + page_size <= segment->mapped_size) {
+    kiln_heap_t *heap = heap_huge_unlink(segment);
     size_t tail = segment->mapped_size - keep;
     kiln_os_free((uint8_t *)segment + keep, tail, tail);
     kiln_stats_huge_bytes(-(long long)tail);
     segment->mapped_size = keep;
     page->block_size = keep - offset;
+    if (heap != NULL) heap_huge_link(heap, segment);
   }
   return true;
 }

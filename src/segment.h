@@ -40,7 +40,12 @@ void kiln_segment_register_huge(kiln_segment_t *segment);
 void kiln_segment_unregister_huge(kiln_segment_t *segment);
 
 /* Huge blocks (huge.c): a dedicated segment per block. */
-void *kiln_huge_alloc(size_t size, size_t alignment, bool zero);
+/* `owner`: the heap allocating; a first-class heap keeps a list of its huge
+ * blocks so that destroy/reset release them. */
+void *kiln_huge_alloc(kiln_heap_t *owner, size_t size, size_t alignment, bool zero);
+/* Detach the heap's huge blocks; free them too with free_blocks (destroy,
+ * reset), or leave them to the program (thread exit). */
+void kiln_heap_huge_release_all(kiln_heap_t *heap, bool free_blocks);
 void kiln_huge_free(kiln_segment_t *segment);
 /* Grow or shrink in place within the mapping; false if it does not fit. */
 bool kiln_huge_resize(kiln_segment_t *segment, void *p, size_t size);

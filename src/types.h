@@ -153,6 +153,7 @@ struct kiln_segment_s {
   kiln_segment_t *next, *prev;     /* in the tld's queue of segments with free pages, or the abandoned list */
   kiln_segment_t *all_next, *all_prev; /* in the process-wide list of segments (stats, collect) */
   bool in_free_queue;              /* in tld's free-page queue */
+  kiln_heap_t *huge_heap;          /* huge segment of a first-class heap (linked by next/prev), else NULL */
   uint64_t cached_at;              /* in the segment cache: when (ms) it got there */
   kiln_page_t pages[];             /* page_count entries */
 };
@@ -190,7 +191,12 @@ struct kiln_heap_s {
   uint64_t random;                              /* xorshift state */
   kiln_heap_t *next;                            /* in the tld's list of heaps */
   bool is_first_class;                          /* made by kiln_heap_new */
-  bool no_direct;                               /* checking mode: keep every direct slot empty */
+  bool no_direct;                               /* checking mode or limit: keep every direct slot empty */
+  /* Huge blocks of a first-class heap, so destroy and reset release them:
+   * any thread may free one, so the list has a lock of its own. */
+  atomic_flag huge_lock;
+  kiln_segment_t *huge_first;                   /* linked through segment->next/prev */
+  _Atomic size_t huge_bytes;                    /* usable bytes of those blocks */
 };
 
 /* Per-thread statistics; written by the owner only (relaxed atomic stores),
