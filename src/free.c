@@ -44,7 +44,7 @@ kiln_cold void kiln_free_retire(kiln_page_t *page) {
 
 void kiln_free_local(kiln_heap_t *heap, kiln_page_t *page, kiln_block_t *block) {
   if (page->flags.x.accounted) heap->allocated -= page->block_size;
-  block->next = page->local_free;
+  kiln_block_set_next(page, block, page->local_free);
   page->local_free = block;
   page->used--;
   if (page->flags.x.in_full) kiln_heap_page_unfull(heap, page);

@@ -34,7 +34,9 @@ void kiln_heap_setup(kiln_heap_t *heap, kiln_tld_t *tld, bool first_class) {
   heap->no_direct = kiln_check_enabled();
   for (size_t i = 0; i < KILN_DIRECT_SLOTS; i++) heap->pages_direct[i] = &kiln_page_empty;
   for (unsigned bin = 1; bin < KILN_BIN_COUNT; bin++) heap->pages[bin].block_size = kiln_bin_size[bin];
-  kiln_os_random(heap->keys, sizeof heap->keys);
+  /* The hardened mode rides on the checking hooks (direct slots empty,
+   * pages flagged), which keyed free lists require. */
+  heap->secure = kiln_check_enabled() && kiln_option(KILN_OPTION_SECURE) != 0;
   kiln_os_random(&heap->random, sizeof heap->random);
   heap->random |= 1;
 }
@@ -214,6 +216,7 @@ static bool heap_limit_admits(kiln_heap_t *heap, size_t bytes) {
 
 static void *heap_pop(kiln_heap_t *heap, kiln_page_t *page) {
   if (kiln_unlikely(page->flags.x.accounted)) heap->allocated += page->block_size;
+  if (kiln_unlikely(page->key != 0)) return kiln_page_pop_checked(page);
   return kiln_page_pop(page);
 }
 

@@ -37,6 +37,19 @@ void kiln_page_init(kiln_heap_t *heap, kiln_page_t *page, unsigned bin, size_t b
   page->free = NULL;
   page->local_free = NULL;
   page->flags.all = 0;
+  page->key = 0;
+  if (heap->secure) {
+    /* xorshift64 from a random seed; the low 4 bits stay 0 so a decoded
+     * link to a block keeps its 16-byte alignment only when it is genuine
+     * xor-wise, and | 16 keeps the key non-zero. */
+    uint64_t x = heap->random;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    heap->random = x;
+    page->key = (uintptr_t)(x & ~(uint64_t)15) | 16;
+    page->flags.x.checked = 1;
+  }
   page_set_divisor(page, block_size);
   atomic_store_explicit(&page->xthread_free, (uintptr_t)KILN_NO_DELAYED_FREE, memory_order_relaxed);
   /* Release: a remote thread that later reads xheap (in DELAYED_FREEING)
@@ -56,8 +69,8 @@ void kiln_page_extend(kiln_page_t *page) {
    * list (empty when called from the slow path). */
   uint8_t *p = first;
   for (size_t i = 0; i + 1 < count; i++, p += block_size)
-    ((kiln_block_t *)p)->next = (kiln_block_t *)(p + block_size);
-  ((kiln_block_t *)p)->next = page->free;
+    kiln_block_set_next(page, (kiln_block_t *)p, (kiln_block_t *)(p + block_size));
+  kiln_block_set_next(page, (kiln_block_t *)p, page->free);
   page->free = (kiln_block_t *)first;
   page->capacity = (uint16_t)(page->capacity + count);
   page->alloc_count += count;
@@ -76,11 +89,8 @@ size_t kiln_page_collect(kiln_page_t *page) {
     kiln_block_t *head = kiln_thread_free_ptr(tf);
     kiln_block_t *tail = head;
     remote = 1;
-    while (tail->next != NULL) {
-      tail = tail->next;
-      remote++;
-    }
-    tail->next = page->free;
+    for (kiln_block_t *next; (next = kiln_block_next(page, tail)) != NULL; tail = next) remote++;
+    kiln_block_set_next(page, tail, page->free);
     page->free = head;
     page->used -= (uint32_t)remote;
     page->alloc_count += remote;
@@ -97,12 +107,9 @@ size_t kiln_page_collect(kiln_page_t *page) {
     } else {
       kiln_block_t *tail = page->local_free;
       size_t local = 1;
-      while (tail->next != NULL) {
-        tail = tail->next;
-        local++;
-      }
+      for (kiln_block_t *next; (next = kiln_block_next(page, tail)) != NULL; tail = next) local++;
       page->alloc_count += local;
-      tail->next = page->free;
+      kiln_block_set_next(page, tail, page->free);
       page->free = page->local_free;
     }
     page->local_free = NULL;
@@ -140,7 +147,7 @@ void kiln_page_free_mt(kiln_page_t *page, kiln_block_t *block) {
     if (kiln_unlikely(use_delayed)) {
       desired = (tf & ~(uintptr_t)3) | KILN_DELAYED_FREEING;
     } else {
-      block->next = kiln_thread_free_ptr(tf);
+      kiln_block_set_next(page, block, kiln_thread_free_ptr(tf));
       desired = (uintptr_t)block | (tf & 3u);
     }
     /* Release: the owner's acquire in kiln_page_collect sees block->next and
@@ -166,13 +173,25 @@ void kiln_page_free_mt(kiln_page_t *page, kiln_block_t *block) {
   tf = atomic_load_explicit(&page->xthread_free, memory_order_relaxed);
   do {
     if (heap == NULL) {
-      block->next = kiln_thread_free_ptr(tf);
+      kiln_block_set_next(page, block, kiln_thread_free_ptr(tf));
       desired = (uintptr_t)block | KILN_NO_DELAYED_FREE;
     } else {
       desired = (tf & ~(uintptr_t)3) | KILN_NO_DELAYED_FREE;
     }
   } while (!atomic_compare_exchange_weak_explicit(&page->xthread_free, &tf, desired, memory_order_release,
                                                   memory_order_relaxed));
+}
+
+void *kiln_page_pop_checked(kiln_page_t *page) {
+  kiln_block_t *block = page->free;
+  kiln_block_t *next = kiln_block_next(page, block);
+  if (next != NULL && kiln_page_block_index(page, next) >= page->capacity)
+    kiln_fatal("kiln: heap corruption detected: a free block at %p of the %zu-byte page %p links to %p, "
+               "not a block of its page (use after free or overflow into a freed block)",
+               (void *)block, page->block_size, (void *)page->start, (void *)next);
+  page->free = next;
+  page->used++;
+  return block;
 }
 
 void kiln_queue_push_front(kiln_page_queue_t *queue, kiln_page_t *page) {

@@ -20,6 +20,22 @@ void kiln_page_extend(kiln_page_t *page);
  * number of blocks other threads had freed. */
 size_t kiln_page_collect(kiln_page_t *page);
 
+/* Free-list links.  In the hardened mode a page has a random key and every
+ * `next` of its lists is stored xor the key, so a link overwritten by a
+ * use-after-free or an overflow decodes to an address outside the page,
+ * which kiln_page_pop_checked detects.  Plain pages have key 0 (these are
+ * then plain loads and stores) and never leave the fast paths for this;
+ * keyed pages never enter the fast paths (no direct slot, a page flag). */
+kiln_inline kiln_block_t *kiln_block_next(const kiln_page_t *page, const kiln_block_t *block) {
+  return (kiln_block_t *)((uintptr_t)block->next ^ page->key);
+}
+kiln_inline void kiln_block_set_next(const kiln_page_t *page, kiln_block_t *block, kiln_block_t *next) {
+  block->next = (kiln_block_t *)((uintptr_t)next ^ page->key);
+}
+
+/* Pop from a keyed page, validating the decoded link (hardened mode). */
+void *kiln_page_pop_checked(kiln_page_t *page);
+
 kiln_inline kiln_block_t *kiln_thread_free_ptr(uintptr_t tf) { return (kiln_block_t *)(tf & ~(uintptr_t)3); }
 kiln_inline kiln_delayed_t kiln_thread_free_state(uintptr_t tf) { return (kiln_delayed_t)(tf & 3); }
 

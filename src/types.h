@@ -123,6 +123,7 @@ typedef struct __attribute__((aligned(64))) kiln_page_s {
   struct kiln_page_s *next;       /* in a heap's page queue, or the tld's purge queue */
   struct kiln_page_s *prev;
   uint64_t purge_at;              /* free page: when (ms) its memory goes back to the OS */
+  uintptr_t key;                  /* hardened mode: free-list links are stored xor this (0 = plain) */
 } kiln_page_t;
 _Static_assert(sizeof(kiln_page_t) == 128, "page metadata: two cache lines, hot fields in the first");
 
@@ -187,8 +188,8 @@ struct kiln_heap_s {
   size_t limit;                                 /* bytes of blocks the heap may have allocated (0 = none) */
   size_t allocated;                             /* with a limit: bytes of blocks allocated (exact, owner only) */
   size_t page_bytes;                            /* bytes of pages it holds */
-  uintptr_t keys[2];                            /* hardened mode secrets for new pages */
-  uint64_t random;                              /* xorshift state */
+  uint64_t random;                              /* xorshift state (hardened mode page keys) */
+  bool secure;                                  /* hardened mode: pages get a free-list key */
   kiln_heap_t *next;                            /* in the tld's list of heaps */
   bool is_first_class;                          /* made by kiln_heap_new */
   bool no_direct;                               /* checking mode or limit: keep every direct slot empty */
