@@ -62,9 +62,13 @@ KILN_EXPORT const char *kiln_version(void);
  *   - free_sized/free_aligned_sized with a wrong size are undefined behaviour
  *     per C23; Kiln ignores the size unless the checking mode is on, which
  *     reports the mismatch.
- *   - Freeing a pointer that Kiln never handed out does not touch Kiln's heap:
- *     it is ignored (counted in statistics, logged with KILN_VERBOSE=1, and
- *     reported and aborted on in the checking mode, KILN_CHECK=1).
+ *   - Freeing a pointer that does not start a block Kiln carved (another
+ *     allocator's, the stack's, a static, an interior pointer, a page or
+ *     segment header) does not touch Kiln's heap: it is ignored (counted in
+ *     statistics, logged with KILN_VERBOSE=1, reported and aborted on in the
+ *     checking mode, KILN_CHECK=1).  Freeing a block start that is already
+ *     free is a double free: undefined here as in every allocator, caught by
+ *     the checking mode and, in O(1), by the hardened mode (KILN_SECURE=1).
  * ------------------------------------------------------------------------- */
 KILN_EXPORT KILN_MALLOC_ATTR KILN_ALLOC_SIZE(1) void *kiln_malloc(size_t size);
 KILN_EXPORT KILN_MALLOC_ATTR KILN_ALLOC_SIZE(1, 2) void *kiln_calloc(size_t count, size_t size);
@@ -80,8 +84,9 @@ KILN_EXPORT KILN_MALLOC_ATTR KILN_ALLOC_SIZE(1) void *kiln_valloc(size_t size);
 KILN_EXPORT KILN_MALLOC_ATTR void *kiln_pvalloc(size_t size);
 /* 0 for NULL and for pointers Kiln did not hand out. */
 KILN_EXPORT size_t kiln_usable_size(const void *p);
-/* Whether p is a block Kiln currently has allocated or a pointer into
- * Kiln-managed memory (cheap: a table look-up, no dereference of p). */
+/* Whether p points into memory Kiln manages (a segment or a huge block),
+ * without dereferencing p: a table look-up, plus a walk of the huge blocks
+ * for addresses past the first 4 MiB of one.  True for freed blocks too. */
 KILN_EXPORT bool kiln_owns(const void *p);
 
 /* ---------------------------------------------------------------------------

@@ -46,6 +46,14 @@ void *kiln_realloc(void *p, size_t size) {
     return NULL;
   }
   size_t usable = kiln_usable_size(p);
+  if (kiln_unlikely(page->flags.x.checked && usable == 0)) {
+    /* Checking mode (issue 5): p is no live block (interior pointer, freed
+     * block); the free names the bug, then realloc fails as for a foreign
+     * pointer. */
+    kiln_free(p);
+    errno = EINVAL;
+    return NULL;
+  }
   if (!page->flags.x.checked) {
     if (segment->kind == KILN_SEGMENT_HUGE) {
       if (kiln_huge_resize(segment, p, size)) return p;
@@ -53,8 +61,8 @@ void *kiln_realloc(void *p, size_t size) {
         void *grown = kiln_huge_grow(segment, p, size);
         if (grown != NULL) return grown;
       }
-    } else if (size <= usable && size >= usable / 2) {
-      return p;
+    } else if (size <= usable && (size >= usable / 2 || usable <= 128)) {
+      return p; /* shrinking to under half moves, unless the block is tiny anyway */
     }
   } else if (size <= usable && kiln_check_resize_in_place(page, block, p, size)) {
     return p;

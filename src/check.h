@@ -10,6 +10,11 @@
 
 extern bool kiln_check_mode;
 
+/* page->flags.x.has_aligned on the checking mode's pages: the program's
+ * pointer sits a front canary into its block, so kiln_page_block_of maps any
+ * interior pointer to its block and kiln_check_free validates it. */
+#define KILN_CHECK_ALIGNED_ANY 2
+
 static inline bool kiln_check_enabled(void) { return __builtin_expect(kiln_check_mode, 0); }
 
 /* Read the options; called once at process start. */

@@ -40,6 +40,7 @@ kiln_noinline void kiln_free_rare(void *p) {
 kiln_cold void kiln_free_retire(kiln_page_t *page) {
   kiln_heap_t *heap = atomic_load_explicit(&page->xheap, memory_order_relaxed);
   kiln_heap_page_retire(heap, page);
+  kiln_heap_heartbeat(heap); /* after: it may free the page */
 }
 
 void kiln_free_local(kiln_heap_t *heap, kiln_page_t *page, kiln_block_t *block) {
@@ -54,12 +55,27 @@ void kiln_free_local(kiln_heap_t *heap, kiln_page_t *page, kiln_block_t *block) 
 kiln_block_t *kiln_page_block_of(kiln_page_t *page, const void *p) {
   if (!page->segment_in_use) return NULL;
   if (page->bin == KILN_BIN_HUGE) return (const uint8_t *)p == page->start ? (kiln_block_t *)page->start : NULL;
-  if (!page->flags.x.has_aligned) return kiln_page_block_index(page, p) < page->capacity ? (kiln_block_t *)p : NULL;
-  /* An over-aligned block: p may point inside it (below start + size). */
+  /* Any thread may be here: capacity and has_aligned are read relaxed (the
+   * owner changes them; see kiln_page_extend). */
+  uint16_t capacity = __atomic_load_n(&page->capacity, __ATOMIC_RELAXED);
+  if (!__atomic_load_n(&page->flags.x.has_aligned, __ATOMIC_RELAXED))
+    return kiln_page_block_index(page, p) < capacity ? (kiln_block_t *)p : NULL;
+  /* A page holding over-aligned blocks: p may be the aligned address inside
+   * a block, align_up(block, A) for the alignment A asked for.  Such a p is a
+   * multiple of A and lies less than A past the block start, so it is less
+   * than lowbit(p) (the largest power of two dividing p) past it; any other
+   * interior pointer (p + 16 of a plain block, say) is refused. */
   uintptr_t offset = (uintptr_t)p - (uintptr_t)page->start;
   size_t index = offset / page->block_size;
-  if ((uintptr_t)p < (uintptr_t)page->start || index >= page->capacity) return NULL;
-  return (kiln_block_t *)(page->start + index * page->block_size);
+  if ((uintptr_t)p < (uintptr_t)page->start || index >= capacity) return NULL;
+  uint8_t *block = page->start + index * page->block_size;
+  uintptr_t inside = (uintptr_t)p - (uintptr_t)block;
+  uintptr_t lowbit = (uintptr_t)p & (0 - (uintptr_t)p);
+  /* The checking mode's pages put the program's pointer behind a front
+   * canary: there any interior pointer names its block, and the hook tells
+   * the program's pointer from a stray one (check.h, issue 5). */
+  if (inside != 0 && inside >= lowbit && page->flags.x.has_aligned != KILN_CHECK_ALIGNED_ANY) return NULL;
+  return (kiln_block_t *)block;
 }
 
 /* size_hint/alignment_hint: what free_sized/free_aligned_sized claimed
@@ -107,7 +123,10 @@ size_t kiln_usable_size(const void *p) {
   return usable;
 }
 
-bool kiln_owns(const void *p) { return kiln_segment_of(p) != NULL; }
+bool kiln_owns(const void *p) {
+  if (p == NULL) return false;
+  return kiln_segment_of(p) != NULL || kiln_segment_contains_slow(p);
+}
 
 /* C23: the size (and alignment) must be those of the allocation; outside the
  * checking mode Kiln does not need them. */

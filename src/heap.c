@@ -242,6 +242,7 @@ void *kiln_heap_malloc_core(kiln_heap_t *heap, size_t size, bool zero) {
   }
   if (atomic_load_explicit(&heap->thread_delayed_free, memory_order_relaxed) != NULL)
     kiln_heap_delayed_free_all(heap);
+  kiln_heap_heartbeat(heap);
   if (size > KILN_LARGE_BLOCK_MAX) {
     /* A first-class heap's huge blocks count through heap->huge_bytes. */
     if (heap->limit != 0 && !heap_limit_admits(heap, size)) {
@@ -276,6 +277,7 @@ void *kiln_heap_malloc_aligned(kiln_heap_t *heap, size_t size, size_t alignment,
 
 void *kiln_heap_malloc_aligned_core(kiln_heap_t *heap, size_t size, size_t alignment, bool zero) {
   if (alignment <= 16) return kiln_heap_malloc_core(heap, size, zero);
+  if (size == 0) size = 1; /* a unique block with at least one usable byte */
   if (kiln_unlikely(size > KILN_MAX_ALLOC_SIZE || alignment > KILN_MAX_ALLOC_SIZE / 2)) {
     errno = ENOMEM;
     return NULL;
@@ -318,7 +320,9 @@ void *kiln_heap_malloc_aligned_core(kiln_heap_t *heap, size_t size, size_t align
   uint8_t *aligned = (uint8_t *)kiln_align_up((uintptr_t)block, alignment);
   if (aligned != block) {
     kiln_page_t *page = kiln_segment_page_of(kiln_segment_of(block), block);
-    page->flags.x.has_aligned = 1;
+    /* (Not over the checking mode's KILN_CHECK_ALIGNED_ANY, issue 5.) */
+    if (__atomic_load_n(&page->flags.x.has_aligned, __ATOMIC_RELAXED) == 0)
+      __atomic_store_n(&page->flags.x.has_aligned, 1, __ATOMIC_RELAXED); /* read by other threads' frees */
   }
   if (zero) memset(aligned, 0, size);
   return aligned;
@@ -371,6 +375,39 @@ static void visit_drop(kiln_heap_t *heap, kiln_page_t *page) {
 
 static void heap_reset_direct(kiln_heap_t *heap) {
   for (size_t i = 0; i < KILN_DIRECT_SLOTS; i++) heap->pages_direct[i] = &kiln_page_empty;
+}
+
+/* Every KILN_COLLECT_INTERVAL_MS (checked every 64 slow-path events, so
+ * the clock is read rarely), collect every page of the thread's heaps:
+ * blocks that other threads freed onto pages the owner is not allocating
+ * from are counted, and pages left empty go back to their segments, then
+ * to the OS after the purge delay.  Without it, memory freed by other
+ * threads would only come back when the owner allocated that size again. */
+#define KILN_COLLECT_INTERVAL_MS 100
+
+void kiln_heap_heartbeat(kiln_heap_t *heap) {
+  kiln_tld_t *tld = heap->tld;
+  if ((++tld->heartbeat & 63) != 0 || tld->in_heartbeat) return;
+  uint64_t now = kiln_os_clock_ms();
+  if (now < tld->next_collect) return;
+  tld->next_collect = now + KILN_COLLECT_INTERVAL_MS;
+  tld->in_heartbeat = true;
+  for (kiln_heap_t *h = tld->heaps; h != NULL; h = h->next) {
+    kiln_heap_delayed_free_all(h);
+    heap_visit_pages(h, visit_collect);
+  }
+  kiln_segment_purge(tld, false);
+  tld->in_heartbeat = false;
+}
+
+static void visit_collect_lists(kiln_heap_t *heap, kiln_page_t *page) {
+  (void)heap;
+  kiln_page_collect(page);
+}
+
+void kiln_heap_collect_lists(kiln_heap_t *heap) {
+  kiln_heap_delayed_free_all(heap);
+  heap_visit_pages(heap, visit_collect_lists);
 }
 
 void kiln_heap_collect(kiln_heap_t *heap, bool force) {

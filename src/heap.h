@@ -49,6 +49,10 @@ void kiln_heap_page_free(kiln_heap_t *heap, kiln_page_t *page);
 bool kiln_heap_adopt_page(kiln_heap_t *heap, kiln_page_t *page);
 /* Initialise a heap record for the tld. */
 void kiln_heap_setup(kiln_heap_t *heap, kiln_tld_t *tld, bool first_class);
+/* Periodic collection of all the thread's pages (see heap.c). */
+void kiln_heap_heartbeat(kiln_heap_t *heap);
+/* Move every page's local_free and thread_free into free (statistics). */
+void kiln_heap_collect_lists(kiln_heap_t *heap);
 /* Set a heap's limit (kiln_heap_set_limit). */
 void kiln_heap_limit_set(kiln_heap_t *heap, size_t bytes);
 /* Collect: free empty pages; abandon: hand live pages over (thread exit);

@@ -105,7 +105,6 @@ void kiln_huge_cache_clear(void) { kiln_huge_cache_purge(true); }
 
 void kiln_huge_cache_lock(void) { pthread_mutex_lock(&huge_mutex); }
 void kiln_huge_cache_unlock(void) { pthread_mutex_unlock(&huge_mutex); }
-void kiln_huge_cache_reset_in_child(void) { pthread_mutex_init(&huge_mutex, NULL); }
 
 /* Map a segment for a block of `size` bytes aligned to `alignment`; returns
  * the segment and sets *block.  Caller checked size <= KILN_MAX_ALLOC_SIZE. */
@@ -189,6 +188,8 @@ void kiln_heap_huge_release_all(kiln_heap_t *heap, bool free_blocks) {
   heap_huge_unlock(heap);
   while (free_blocks && list != NULL) {
     kiln_segment_t *next = list->next;
+    /* Checking/hardened mode (issue 5): the block dies with its heap. */
+    if (kiln_check_enabled()) kiln_check_page_freed(&list->pages[0]);
     kiln_huge_free(list);
     list = next;
   }

@@ -8,9 +8,11 @@
 #include "os.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <sched.h>
 #include <sys/mman.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +41,9 @@ static void *os_mmap(void *hint, size_t size) {
   void *p = mmap(hint, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
   if (p == MAP_FAILED) {
     int err = errno;
+    /* EINVAL for an absurd length (valgrind answers so) is out of memory
+     * too; for a sane one it would be a bug of Kiln's. */
+    if (err == EINVAL && size >= ((size_t)1 << 40)) err = ENOMEM;
     if (err != ENOMEM && err != EAGAIN)
       kiln_fatal("kiln: mmap of %zu bytes failed with errno %d", size, err);
     kiln_verbose("kiln: mmap of %zu bytes failed: out of memory", size);
@@ -170,12 +175,42 @@ uint64_t kiln_os_clock_ms(void) {
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
 
+/* Messages go to this descriptor: 2, or a duplicate of it taken at start-up
+ * when an exit-time report is due (programs such as coreutils close fd 2 in
+ * an atexit handler, before Kiln's destructor prints). */
+static int stderr_fd = 2;
+
+void kiln_os_keep_stderr(void) {
+  int fd = fcntl(2, F_DUPFD_CLOEXEC, 3);
+  if (fd >= 0) __atomic_store_n(&stderr_fd, fd, __ATOMIC_RELAXED);
+}
+
 void kiln_os_write_stderr(const char *msg, size_t len) {
+  /* fd 2 first, so that a program's own redirection of it (dup2) is obeyed;
+   * the duplicate only once fd 2 is closed (issue 5: the misuse tests
+   * capture reports through a pipe dup2'ed onto fd 2). */
+  int fd = 2;
   while (len > 0) {
-    ssize_t n = write(2, msg, len);
+    ssize_t n = write(fd, msg, len);
     if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EBADF && fd == 2) {
+      fd = __atomic_load_n(&stderr_fd, __ATOMIC_RELAXED);
+      if (fd != 2) continue;
+    }
     if (n <= 0) return;
     msg += n;
     len -= (size_t)n;
   }
+}
+
+const void *kiln_os_map_file(const char *path, size_t *size) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return NULL;
+  struct stat st;
+  void *p = MAP_FAILED;
+  if (fstat(fd, &st) == 0 && st.st_size > 0) p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+  close(fd);
+  if (p == MAP_FAILED) return NULL;
+  *size = (size_t)st.st_size;
+  return p;
 }

@@ -58,6 +58,8 @@ void kiln_os_random(void *buf, size_t size);
 uint64_t kiln_os_clock_ms(void);
 
 /* Write `len` bytes to stderr with write(2): no stdio, no allocation. */
+/* Keep a private duplicate of fd 2 for reports printed at exit. */
+void kiln_os_keep_stderr(void);
 void kiln_os_write_stderr(const char *msg, size_t len);
 
 /* Let another thread run (a short wait in a lock-free protocol). */
@@ -65,5 +67,10 @@ void kiln_os_yield(void);
 
 /* Number of CPUs online (for sizing), at least 1. */
 size_t kiln_os_cpu_count(void);
+
+/* Map a whole file read-only (the checking mode's symboliser reads ELF and
+ * DWARF from it at report time); NULL if it cannot be opened or mapped.  Not
+ * counted as Kiln's memory: no statistics, no limit. */
+const void *kiln_os_map_file(const char *path, size_t *size);
 
 #endif /* KILN_OS_H */

@@ -29,7 +29,7 @@ void kiln_page_init(kiln_heap_t *heap, kiln_page_t *page, unsigned bin, size_t b
   page->block_size = block_size;
   size_t reserved = area_size / block_size;
   page->reserved = (uint16_t)(reserved > UINT16_MAX ? UINT16_MAX : reserved);
-  page->capacity = 0;
+  __atomic_store_n(&page->capacity, 0, __ATOMIC_RELAXED);
   page->bin = (uint16_t)bin;
   page->used = 0;
   page->used_accounted = 0;
@@ -72,7 +72,10 @@ void kiln_page_extend(kiln_page_t *page) {
     kiln_block_set_next(page, (kiln_block_t *)p, (kiln_block_t *)(p + block_size));
   kiln_block_set_next(page, (kiln_block_t *)p, page->free);
   page->free = (kiln_block_t *)first;
-  page->capacity = (uint16_t)(page->capacity + count);
+  /* Relaxed atomic store: other threads read capacity (remote free,
+   * usable size, statistics) while the owner extends; any value they see is
+   * one the page has had, and blocks they hold were carved before. */
+  __atomic_store_n(&page->capacity, (uint16_t)(page->capacity + count), __ATOMIC_RELAXED);
   page->alloc_count += count;
 }
 

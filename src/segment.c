@@ -39,15 +39,19 @@ static uint64_t segment_secret;
 
 void kiln_segment_lock(void) { pthread_mutex_lock(&segment_mutex); }
 void kiln_segment_unlock(void) { pthread_mutex_unlock(&segment_mutex); }
-void kiln_segment_lock_reset_in_child(void) { pthread_mutex_init(&segment_mutex, NULL); }
 
 uint64_t kiln_segment_cookie(const kiln_segment_t *segment) {
-  if (segment_secret == 0) {
-    uint64_t secret;
-    kiln_os_random(&secret, sizeof secret);
-    __atomic_store_n(&segment_secret, secret | 1u, __ATOMIC_RELAXED);
+  uint64_t secret = __atomic_load_n(&segment_secret, __ATOMIC_RELAXED);
+  if (secret == 0) {
+    /* First use: racing threads may each draw one; the first store wins. */
+    uint64_t mine;
+    kiln_os_random(&mine, sizeof mine);
+    mine |= 1u;
+    if (!__atomic_compare_exchange_n(&segment_secret, &secret, mine, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
+      mine = secret;
+    secret = mine;
   }
-  return (uint64_t)(uintptr_t)segment ^ segment_secret;
+  return (uint64_t)(uintptr_t)segment ^ secret;
 }
 
 /* --- the process-wide list (caller holds the lock) ------------------------ */
@@ -207,17 +211,23 @@ static kiln_segment_t *segment_alloc(kiln_tld_t *tld, kiln_segment_kind_t kind) 
       return NULL;
     }
   }
+  if (segment != NULL && committed) {
+    /* The header still describes the segment's last life: pages it had
+     * decommitted were released from the count, and segment_init is about
+     * to mark every page committed again. */
+    size_t missing = KILN_SEGMENT_SIZE - segment_committed_bytes(segment);
+    if (missing != 0 && !kiln_os_recommit(missing)) {
+      kiln_os_free(segment, KILN_SEGMENT_SIZE, KILN_SEGMENT_SIZE - missing);
+      return NULL;
+    }
+  }
   if (segment == NULL) {
     segment = kiln_os_alloc_aligned(KILN_SEGMENT_SIZE, KILN_SEGMENT_SIZE);
     if (segment == NULL) return NULL;
   }
-  if (!committed) {
-    /* Only the header was recommitted; pages recommit when handed out.
-     * The header's bytes differ per kind: account the difference. */
-    segment_init(segment, tld, kind, false);
-  } else {
-    segment_init(segment, tld, kind, true);
-  }
+  /* Decommitted (only the header was recommitted): pages recommit when
+   * handed out. */
+  segment_init(segment, tld, kind, committed);
   kiln_segment_lock();
   all_list_add(segment);
   kiln_segment_unlock();
@@ -299,7 +309,7 @@ kiln_page_t *kiln_segment_page_alloc(kiln_tld_t *tld, kiln_segment_kind_t kind) 
 void kiln_segment_page_free(kiln_tld_t *tld, kiln_page_t *page) {
   kiln_segment_t *segment = kiln_segment_of(page);
   page->segment_in_use = false;
-  page->capacity = 0; /* no pointer passes kiln_page_block_index now */
+  __atomic_store_n(&page->capacity, 0, __ATOMIC_RELAXED); /* no pointer passes kiln_page_block_index now */
   page->used = 0;
   page->free = page->local_free = NULL;
   page->flags.all = 0;
@@ -449,6 +459,19 @@ size_t kiln_segment_reclaim(kiln_heap_t *heap, size_t max) {
     }
   }
   return reclaimed;
+}
+
+/* kiln_owns for addresses the segment map does not cover: the interior of a
+ * huge block past its first chunk.  A walk under the lock: kiln_owns is
+ * not a hot path. */
+bool kiln_segment_contains_slow(const void *p) {
+  bool found = false;
+  kiln_segment_lock();
+  for (kiln_segment_t *s = all_segments; s != NULL && !found; s = s->all_next)
+    found = s->kind == KILN_SEGMENT_HUGE && (const uint8_t *)p >= (const uint8_t *)s &&
+            (const uint8_t *)p < (const uint8_t *)s + s->mapped_size;
+  kiln_segment_unlock();
+  return found;
 }
 
 /* --- huge segments share the lists ---------------------------------------------- */

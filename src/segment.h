@@ -35,6 +35,9 @@ void kiln_segment_purge(kiln_tld_t *tld, bool force);
 /* Unmap every cached empty segment and huge mapping (kiln_collect(true)). */
 void kiln_segment_cache_clear(void);
 
+/* Whether p lies in a huge segment (kiln_owns' slow path). */
+bool kiln_segment_contains_slow(const void *p);
+
 /* Huge segments join the process-wide list (stats, leak reports). */
 void kiln_segment_register_huge(kiln_segment_t *segment);
 void kiln_segment_unregister_huge(kiln_segment_t *segment);
@@ -56,13 +59,11 @@ void kiln_huge_cache_purge(bool force);
 void kiln_huge_cache_clear(void);
 void kiln_huge_cache_lock(void);
 void kiln_huge_cache_unlock(void);
-void kiln_huge_cache_reset_in_child(void);
 
 /* The process-wide lock of segment lists (abandoned list, caches, all
  * segments); fork handlers take it. */
 void kiln_segment_lock(void);
 void kiln_segment_unlock(void);
-void kiln_segment_lock_reset_in_child(void);
 
 /* Visit every segment (stats, leak reports); holds the segment lock. */
 typedef void kiln_segment_visitor(kiln_segment_t *segment, void *arg);

@@ -121,6 +121,11 @@ static void visit_segment(kiln_segment_t *segment, void *arg) {
 }
 
 void kiln_stats_get(kiln_stats_t *stats) {
+  /* The calling thread's pages first get their freed blocks collected, so
+   * their counts are exact (those of running threads are a snapshot). */
+  kiln_heap_t *own = kiln_heap_get_default();
+  if (own != &kiln_heap_empty)
+    for (kiln_heap_t *h = own->tld->heaps; h != NULL; h = h->next) kiln_heap_collect_lists(h);
   memset(stats, 0, sizeof *stats);
   kiln_segment_visit_all(visit_segment, stats);
   kiln_tld_stats_t threads;

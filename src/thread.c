@@ -64,9 +64,8 @@ void *kiln_record_alloc(size_t size) {
     cls->free = cls->free->next;
   } else {
     if (record_chunk_left < size) {
-      /* Records are never unmapped (type stability), so they are not
-       * charged against the memory limit either: that could make a thread
-       * unable to start after the program freed everything. */
+      /* Records are never unmapped (type stability); like all of Kiln's
+       * memory they count as committed and against the limit. */
       record_chunk = kiln_os_alloc(RECORD_CHUNK);
       record_chunk_left = record_chunk ? RECORD_CHUNK : 0;
     }
@@ -121,6 +120,7 @@ void kiln_process_init(void) {
   unsigned long long limit = (unsigned long long)kiln_option(KILN_OPTION_LIMIT);
   if (limit != 0) kiln_set_limit((size_t)limit);
   kiln_check_init();
+  if (kiln_option(KILN_OPTION_SHOW_STATS) || kiln_check_enabled()) kiln_os_keep_stderr();
   if (pthread_key_create(&thread_key, thread_done) != 0) kiln_fatal("kiln: pthread_key_create failed");
   atomic_store_explicit(&process_state, 2, memory_order_release);
   /* May allocate: after state 2, so that allocation takes the normal path. */
@@ -245,12 +245,9 @@ static void fork_parent(void) {
   pthread_mutex_unlock(&threads_mutex);
 }
 
-static void fork_child(void) {
-  kiln_huge_cache_reset_in_child();
-  kiln_segment_lock_reset_in_child();
-  pthread_mutex_init(&record_mutex, NULL);
-  pthread_mutex_init(&threads_mutex, NULL);
-}
+/* The child's only thread is the one that took the locks in fork_prepare:
+ * it releases them (re-initialising a held mutex is undefined). */
+static void fork_child(void) { fork_parent(); }
 
 /* --- exit ---------------------------------------------------------------------- */
 __attribute__((destructor)) static void kiln_destructor(void) {

@@ -213,7 +213,9 @@ struct kiln_tld_s {
   kiln_heap_t *heaps;                   /* all heaps of the thread */
   kiln_segment_queue_t free_pages[KILN_SEGMENT_KINDS]; /* segments with a free page, per kind */
   kiln_page_queue_t purge_queue;        /* free pages waiting to be decommitted, oldest first */
-  uint64_t next_purge_check;            /* ms */
+  uint64_t next_collect;                /* ms: when the heartbeat next collects every page */
+  uint32_t heartbeat;                   /* slow-path events since the last clock read */
+  bool in_heartbeat;                    /* guards against re-entry from the frees it runs */
   size_t segment_count;
   kiln_tld_stats_t stats;
   struct kiln_thread_s *thread_next;    /* in the process-wide list of thread records */
