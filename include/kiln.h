@@ -94,7 +94,9 @@ KILN_EXPORT bool kiln_owns(const void *p);
  *
  * A heap belongs to the thread that created it: only that thread may allocate
  * from it, reset it or destroy it (doing so from another thread is undefined
- * behaviour; the checking mode reports it).  Blocks from a heap may be freed
+ * behaviour; the checking mode reports it).  realloc/kiln_realloc of a heap's
+ * block by the heap's thread keeps it in the heap when it moves; by another
+ * thread, the moved block comes from that thread's default heap.  Blocks from a heap may be freed
  * with kiln_free/free from any thread, at any time before the heap is
  * destroyed or reset.  kiln_heap_destroy and kiln_heap_reset release every
  * block of the heap at once: blocks still allocated become invalid.  A heap

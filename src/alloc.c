@@ -22,6 +22,16 @@ void *kiln_calloc(size_t count, size_t size) {
   return kiln_heap_malloc_generic(kiln_heap_get_default(), total, true);
 }
 
+/* Where a moved block goes: back into the first-class heap it came from
+ * when that heap belongs to the calling thread (so kiln_heap_destroy still
+ * releases it), else into the caller's default heap. */
+static kiln_heap_t *realloc_heap(kiln_segment_t *segment, kiln_page_t *page) {
+  kiln_heap_t *heap = segment->kind == KILN_SEGMENT_HUGE ? segment->huge_heap
+                                                          : atomic_load_explicit(&page->xheap, memory_order_relaxed);
+  if (heap != NULL && heap->is_first_class && heap->thread_id == kiln_thread_id()) return heap;
+  return kiln_heap_get_default();
+}
+
 /* The realloc contract: realloc(NULL, n) == malloc(n); realloc(p, 0) frees p
  * and returns NULL (glibc's choice); on failure NULL with ENOMEM and p
  * untouched; otherwise min(old, new) bytes preserved.  In place when the
@@ -67,7 +77,7 @@ void *kiln_realloc(void *p, size_t size) {
   } else if (size <= usable && kiln_check_resize_in_place(page, block, p, size)) {
     return p;
   }
-  void *moved = kiln_malloc(size);
+  void *moved = kiln_heap_malloc(realloc_heap(segment, page), size);
   if (moved == NULL) return NULL;
   memcpy(moved, p, usable < size ? usable : size);
   kiln_free(p);
