@@ -20,10 +20,18 @@
 #include "segment.h"
 #include "stats.h"
 
-#define HUGE_CACHE_SLOTS 8
-/* A cached mapping is only reused for a request at least half its size: the
- * pages beyond the request would stay committed and unused. */
-#define HUGE_CACHE_MAX_BYTES ((size_t)64 << 20)
+#define HUGE_CACHE_SLOTS 16
+/* How much address space (and, as the pages stay committed, RSS) may wait
+ * in the cache: 48 MiB, or as much as the huge blocks in use when they are
+ * more (a program cycling big buffers reuses them without page faults, at
+ * the price of up to twice their memory), never above 256 MiB.  Entries wait
+ * at most HUGE_CACHE_EXPIRE_MS. */
+#define HUGE_CACHE_MIN_BYTES ((size_t)48 << 20)
+#define HUGE_CACHE_MAX_BYTES ((size_t)256 << 20)
+/* Longer than the purge delay of pages: a program cycling buffers of
+ * several MiB touches each for milliseconds, so a 10 ms expiry would empty
+ * the cache between two uses. */
+#define HUGE_CACHE_EXPIRE_MS 250
 
 typedef struct huge_cache_entry_s {
   kiln_segment_t *segment;
@@ -41,16 +49,20 @@ static size_t huge_header_size(void) {
   return kiln_align_up(sizeof(kiln_segment_t) + sizeof(kiln_page_t), kiln_os_page_size());
 }
 
-/* Take a cached mapping of at least `size` bytes (and at most twice it). */
+/* Take the cached mapping that fits `size` best: the smallest at least as
+ * large, else the largest (the caller grows it with mremap, which keeps its
+ * pages and only faults in the difference). */
 static kiln_segment_t *huge_cache_take(size_t size) {
   if (atomic_load_explicit(&huge_cache_nonempty, memory_order_relaxed) == 0) return NULL;
   kiln_segment_t *found = NULL;
   pthread_mutex_lock(&huge_mutex);
-  size_t best = SIZE_MAX;
+  size_t best = SIZE_MAX, largest = SIZE_MAX;
   for (size_t i = 0; i < huge_cache_count; i++) {
     size_t have = huge_cache[i].size;
-    if (have >= size && have / 2 <= size && (best == SIZE_MAX || have < huge_cache[best].size)) best = i;
+    if (have >= size && (best == SIZE_MAX || have < huge_cache[best].size)) best = i;
+    if (largest == SIZE_MAX || have > huge_cache[largest].size) largest = i;
   }
+  if (best == SIZE_MAX) best = largest;
   if (best != SIZE_MAX) {
     found = huge_cache[best].segment;
     huge_cache_bytes -= huge_cache[best].size;
@@ -61,12 +73,37 @@ static kiln_segment_t *huge_cache_take(size_t size) {
   return found;
 }
 
+/* Fit a cached mapping to `total` bytes: trim a tail larger than the block,
+ * or grow by moving its pages.  NULL if growing failed (the mapping is gone). */
+static kiln_segment_t *huge_fit(kiln_segment_t *segment, size_t total) {
+  size_t have = segment->mapped_size;
+  if (have >= total) {
+    /* Keep a tail up to the block's own size: its pages are already
+     * faulted in, and the next, larger use of this mapping needs them. */
+    if (have - total > total) {
+      kiln_os_free((uint8_t *)segment + total, have - total, have - total);
+      segment->mapped_size = total;
+    }
+    return segment;
+  }
+  kiln_segment_t *grown = kiln_os_remap(segment, have, total, KILN_SEGMENT_SIZE);
+  if (grown == NULL) {
+    kiln_os_free(segment, have, have);
+    return NULL;
+  }
+  grown->mapped_size = total;
+  return grown;
+}
+
 static bool huge_cache_put(kiln_segment_t *segment) {
   size_t size = segment->mapped_size;
-  if (size > HUGE_CACHE_MAX_BYTES / 4 || kiln_option(KILN_OPTION_PURGE_DELAY) == 0) return false;
+  size_t budget = kiln_stats_huge_in_use();
+  if (budget < HUGE_CACHE_MIN_BYTES) budget = HUGE_CACHE_MIN_BYTES;
+  if (budget > HUGE_CACHE_MAX_BYTES) budget = HUGE_CACHE_MAX_BYTES;
+  if (size > budget || kiln_option(KILN_OPTION_PURGE_DELAY) == 0) return false;
   bool stored = false;
   pthread_mutex_lock(&huge_mutex);
-  if (huge_cache_count < HUGE_CACHE_SLOTS && huge_cache_bytes + size <= HUGE_CACHE_MAX_BYTES) {
+  if (huge_cache_count < HUGE_CACHE_SLOTS && huge_cache_bytes + size <= budget) {
     huge_cache[huge_cache_count++] =
         (huge_cache_entry_t){.segment = segment, .size = size, .cached_at = kiln_os_clock_ms()};
     huge_cache_bytes += size;
@@ -80,7 +117,7 @@ static bool huge_cache_put(kiln_segment_t *segment) {
 void kiln_huge_cache_purge(bool force) {
   if (atomic_load_explicit(&huge_cache_nonempty, memory_order_relaxed) == 0) return;
   uint64_t now = kiln_os_clock_ms();
-  uint64_t delay = (uint64_t)kiln_option(KILN_OPTION_PURGE_DELAY);
+  uint64_t delay = HUGE_CACHE_EXPIRE_MS;
   huge_cache_entry_t expired[HUGE_CACHE_SLOTS];
   size_t expired_count = 0;
   pthread_mutex_lock(&huge_mutex);
@@ -119,6 +156,7 @@ static kiln_segment_t *huge_map(size_t size, size_t alignment, uint8_t **block, 
     if (size > KILN_MAX_ALLOC_SIZE - offset - page) { return NULL; }
     size_t total = kiln_align_up(offset + size, page);
     kiln_segment_t *segment = huge_cache_take(total);
+    if (segment != NULL) segment = huge_fit(segment, total);
     if (segment != NULL) {
       *fresh = false;
       total = segment->mapped_size;

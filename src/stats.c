@@ -86,6 +86,11 @@ void kiln_stats_huge_bytes(long long delta) {
   kiln_stats_allocated_delta(delta);
 }
 
+size_t kiln_stats_huge_in_use(void) {
+  long long bytes = atomic_load_explicit(&huge_bytes, memory_order_relaxed);
+  return bytes > 0 ? (size_t)bytes : 0;
+}
+
 void kiln_stats_allocated_delta(long long delta) {
   long long now = atomic_fetch_add_explicit(&allocated_estimate, delta, memory_order_relaxed) + delta;
   raise_peak_ll(&allocated_peak, now);

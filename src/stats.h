@@ -32,6 +32,8 @@ uint64_t kiln_stats_event(kiln_stat_t stat);
 /* Bytes in huge blocks, and the process allocation estimate. */
 void kiln_stats_huge_bytes(long long delta);
 void kiln_stats_allocated_delta(long long delta);
+/* Bytes in huge blocks currently allocated. */
+size_t kiln_stats_huge_in_use(void);
 
 /* Print the summary (KILN_SHOW_STATS=1 at exit). */
 void kiln_stats_print_summary(void);
