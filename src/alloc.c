@@ -19,7 +19,13 @@ void *kiln_calloc(size_t count, size_t size) {
     errno = ENOMEM;
     return NULL;
   }
-  return kiln_heap_malloc_generic(kiln_heap_get_default(), total, true);
+  kiln_heap_t *heap = kiln_heap_get_default();
+  if (kiln_likely(total <= KILN_DIRECT_MAX)) {
+    /* malloc's fast path, then zero: reused blocks hold old data. */
+    kiln_page_t *page = heap->pages_direct[(total + 15) >> 4];
+    if (kiln_likely(page->free != NULL)) return memset(kiln_page_pop(page), 0, total);
+  }
+  return kiln_heap_malloc_generic(heap, total, true);
 }
 
 /* Where a moved block goes: back into the first-class heap it came from

@@ -154,7 +154,7 @@ void kiln_stats_get(kiln_stats_t *stats) {
   stats->committed_peak = atomic_load_explicit(&committed_peak, memory_order_relaxed);
   stats->mapped = atomic_load_explicit(&mapped, memory_order_relaxed);
   stats->mapped_peak = atomic_load_explicit(&mapped_peak, memory_order_relaxed);
-  stats->remote_free_count = kiln_stats_event(KILN_STAT_REMOTE_FREES);
+  stats->remote_free_count = threads.remote_frees + kiln_stats_event(KILN_STAT_REMOTE_FREES_NO_HEAP);
   stats->invalid_free_count = kiln_stats_event(KILN_STAT_INVALID_FREES);
   stats->segments_abandoned = kiln_stats_event(KILN_STAT_SEGMENTS_ABANDONED);
   stats->segments_reclaimed = kiln_stats_event(KILN_STAT_SEGMENTS_RECLAIMED);
@@ -181,6 +181,7 @@ static void print_stats(line_sink *sink, void *arg, bool per_bin) {
   emit(sink, arg, "kiln: statistics (version %s)", kiln_version());
   emit(sink, arg, "  allocations       %llu", (unsigned long long)stats.malloc_count);
   emit(sink, arg, "  frees             %llu", (unsigned long long)stats.free_count);
+  emit(sink, arg, "  remote frees      %llu", (unsigned long long)stats.remote_free_count);
   emit(sink, arg, "  allocated bytes   %zu (peak %zu)", stats.allocated, stats.allocated_peak);
   emit(sink, arg, "  committed bytes   %zu (peak %zu)", stats.committed, stats.committed_peak);
   emit(sink, arg, "  mapped bytes      %zu (peak %zu)", stats.mapped, stats.mapped_peak);

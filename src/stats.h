@@ -16,7 +16,7 @@
   X(SEGMENTS_ABANDONED, "segments given up by exiting threads")            \
   X(SEGMENTS_RECLAIMED, "abandoned segments taken over by another thread") \
   X(PURGES, "runs of memory handed back to the OS")                        \
-  X(REMOTE_FREES, "frees by a thread other than the owner")                \
+  X(REMOTE_FREES_NO_HEAP, "remote frees by threads that never allocated")  \
   X(THREADS_STARTED, "threads that allocated")
 
 typedef enum kiln_stat_e {

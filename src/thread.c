@@ -157,7 +157,9 @@ kiln_heap_t *kiln_thread_init(void) {
 }
 
 static void stats_add(kiln_tld_stats_t *into, const kiln_tld_stats_t *from) {
-  for (size_t i = 0; i < KILN_BIN_COUNT; i++) into->bin_alloc_count[i] += from->bin_alloc_count[i];
+  for (size_t i = 0; i < KILN_BIN_COUNT; i++)
+    into->bin_alloc_count[i] += __atomic_load_n(&from->bin_alloc_count[i], __ATOMIC_RELAXED);
+  into->remote_frees += __atomic_load_n(&from->remote_frees, __ATOMIC_RELAXED);
 }
 
 /* Thread exit: every heap of the thread hands its pages over; the records go
@@ -189,11 +191,7 @@ static void thread_done(void *value) {
 void kiln_threads_stats(kiln_tld_stats_t *out) {
   pthread_mutex_lock(&threads_mutex);
   *out = dead_thread_stats;
-  for (kiln_thread_t *t = threads_all; t != NULL; t = t->tld.thread_next) {
-    for (size_t i = 0; i < KILN_BIN_COUNT; i++)
-      out->bin_alloc_count[i] +=
-          atomic_load_explicit((_Atomic uint64_t *)&t->tld.stats.bin_alloc_count[i], memory_order_relaxed);
-  }
+  for (kiln_thread_t *t = threads_all; t != NULL; t = t->tld.thread_next) stats_add(out, &t->tld.stats);
   pthread_mutex_unlock(&threads_mutex);
 }
 
