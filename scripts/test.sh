@@ -52,13 +52,16 @@ stage_asan() {
 stage_tsan() {
   configure_build build-tsan -DCMAKE_BUILD_TYPE=Debug -DCMAKE_C_COMPILER=clang -DCMAKE_CXX_COMPILER=clang++ \
     -DKILN_SANITIZE=thread -DKILN_BUILD_BENCH=OFF -DKILN_BUILD_EXAMPLES=OFF &&
-    (cd build-tsan && TSAN_OPTIONS=halt_on_error=1 ctest --output-on-failure -j"$jobs" --timeout 900 -L threads)
+    (cd build-tsan && TSAN_OPTIONS="halt_on_error=1 suppressions=$root/tests/tsan.supp" ctest --output-on-failure -j"$jobs" --timeout 900 -L threads)
 }
 stage_valgrind() {
-  configure_build build-valgrind -DCMAKE_BUILD_TYPE=Debug -DKILN_VALGRIND=ON -DKILN_BUILD_BENCH=OFF &&
-    (cd build-valgrind && ctest --output-on-failure --timeout 900 -L cmocka -LE slow \
-      -T memcheck --overwrite MemoryCheckCommandOptions="--error-exitcode=99 --leak-check=no --track-origins=no" &&
-      ! grep -l "ERROR SUMMARY: [1-9]" Testing/Temporary/MemoryChecker.*.log)
+  # Every cmocka program runs under memcheck (CMake's emulator hook wraps
+  # each test command); Kiln's own malloc stays in place (statically linked,
+  # memcheck does not replace it), and the KILN_VALGRIND client requests make
+  # memcheck track its blocks.  KILN_TEST_LIGHT shrinks the heavy tests.
+  configure_build build-valgrind -DCMAKE_BUILD_TYPE=Debug -DKILN_VALGRIND=ON -DKILN_BUILD_BENCH=OFF \
+    -DKILN_BUILD_EXAMPLES=OFF "-DCMAKE_CROSSCOMPILING_EMULATOR=valgrind;--error-exitcode=99;--leak-check=no;--quiet" &&
+    (cd build-valgrind && KILN_TEST_LIGHT=1 ctest --output-on-failure -j"$jobs" --timeout 1800 -L cmocka -LE slow)
 }
 stage_models() { scripts/check-models.sh; }
 stage_fuzz() { KILN_FUZZ_SECONDS=${KILN_FUZZ_SECONDS:-60} scripts/fuzz.sh; }

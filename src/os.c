@@ -107,7 +107,11 @@ void *kiln_os_remap(void *p, size_t old_size, size_t new_size, size_t alignment)
       int err = errno;
       os_munmap(aligned, new_size);
       kiln_limit_release(grow);
-      if (err != ENOMEM) kiln_fatal("kiln: mremap of %zu bytes failed with errno %d", new_size, err);
+      /* EFAULT: the range is no longer one mapping (VMA) -- part of it was
+       * mprotect'ed (a hardened-mode guard page, or the program's own), and
+       * after fork the pieces may not merge back.  Recoverable: the caller
+       * maps afresh (issue 5). */
+      if (err != ENOMEM && err != EFAULT) kiln_fatal("kiln: mremap of %zu bytes failed with errno %d", new_size, err);
       errno = ENOMEM;
       return NULL;
     }

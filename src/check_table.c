@@ -1,0 +1,412 @@
+/* check_table.c — the checking mode's side table: out-of-line metadata of
+ * every live block, a bounded history of freed blocks, and the quarantine.
+ *
+ * Layout: SHARDS independent shards, chosen by a hash of the block address,
+ * each under its own lock (lock striping: threads freeing unrelated blocks
+ * rarely meet).  A shard holds
+ *   - live: an open-addressing hash table (linear probing, backward-shift
+ *     deletion, so no tombstones) of kiln_live_t keyed by block start,
+ *     grown by doubling at half load;
+ *   - ring: the last RING frees of the shard (kiln_freed_t), oldest
+ *     overwritten first.  Double frees and frees of destroyed heaps' blocks
+ *     are named from it, with the site of the first free;
+ *   - the quarantine: the ring's records with `held` set, whose blocks have
+ *     not been given back to the core yet.  Oldest-first eviction once the
+ *     shard holds more than its share of KILN_QUARANTINE bytes (the newest
+ *     block always stays, so a block larger than the share still waits one
+ *     free); positions [qtail, head) contain every held record.
+ * All memory comes from kiln_os_alloc.  Every lock here (a spin lock per
+ * shard) is a leaf: nothing called under it takes another lock (evicted
+ * blocks are released by the caller after the shard is unlocked), so the
+ * fork handlers can take them all without a lock-order problem.
+ *
+ * Addresses are stored xor KEY_SCRAMBLE: the table then holds no pointer to
+ * any block, so valgrind's leak checker (which scans all mapped memory) is
+ * not misled into finding every block reachable from here.
+ */
+#include <string.h>
+
+#include "check_internal.h"
+#include "os.h"
+
+#define SHARD_BITS 4
+#define SHARDS ((size_t)1 << SHARD_BITS)
+#define LIVE_INITIAL 256
+/* 16 x 4096 records of history: the last 65536 frees can be named. */
+#define RING 4096
+#define KEY_SCRAMBLE ((uintptr_t)0x5a5a5a5a5a5a5a5aull)
+
+/* A shard's lock: a test-and-test-and-set spin lock that yields the CPU
+ * after a few dozen spins.  Critical sections are a few hash-table and ring
+ * operations (and a memset of at most 64 KiB), so the uncontended cost --
+ * one exchange to lock, one store to unlock -- is what matters: a
+ * pthread_mutex costs about twice as much there, on every malloc and free.
+ * Acquire on taking it and release on leaving it order the shard's data. */
+typedef struct shard_lock_s {
+  _Atomic int held;
+} shard_lock_t;
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_ia32_pause();
+#elif defined(__aarch64__)
+  __asm__ volatile("yield");
+#endif
+}
+
+static void shard_lock(shard_lock_t *lock) {
+  while (atomic_exchange_explicit(&lock->held, 1, memory_order_acquire)) {
+    for (unsigned spins = 0; atomic_load_explicit(&lock->held, memory_order_relaxed); spins++) {
+      if (spins < 64) cpu_relax();
+      else kiln_os_yield(); /* the holder may be preempted: let it run */
+    }
+  }
+}
+
+static inline void shard_unlock(shard_lock_t *lock) { atomic_store_explicit(&lock->held, 0, memory_order_release); }
+
+/* One cache line at least per shard: threads on different shards do not
+ * share their locks' line. */
+typedef struct __attribute__((aligned(64))) shard_s {
+  shard_lock_t lock;
+  kiln_live_t *live;     /* capacity slots; block == 0: empty */
+  size_t capacity;
+  size_t count;
+  kiln_freed_t *ring;    /* RING records, allocated on first free */
+  uint64_t head;         /* position of the next record (index = head % RING) */
+  uint64_t qtail;        /* no held record below this position */
+  size_t held_bytes;
+} shard_t;
+
+static shard_t shards[SHARDS];
+static size_t quarantine_share;
+static _Atomic size_t live_total;
+
+static inline uintptr_t scramble(uintptr_t a) { return a ^ KEY_SCRAMBLE; }
+
+static inline uint64_t hash_of(uintptr_t block) { return (uint64_t)(block >> 4) * 0x9e3779b97f4a7c15ull; }
+static inline shard_t *shard_of(uintptr_t block) { return &shards[hash_of(block) >> (64 - SHARD_BITS)]; }
+static inline size_t slot_of(uint64_t hash, size_t capacity) { return (size_t)(hash ^ (hash >> 29)) & (capacity - 1); }
+
+bool kiln_table_init(void) {
+  quarantine_share = kiln_check_config.quarantine / SHARDS;
+  for (size_t i = 0; i < SHARDS; i++) {
+    shards[i].live = kiln_os_alloc(LIVE_INITIAL * sizeof(kiln_live_t));
+    if (shards[i].live == NULL) return false;
+    shards[i].capacity = LIVE_INITIAL;
+  }
+  return true;
+}
+
+/* Bytes a held block counts against the budget: front, size, minimum canary. */
+static inline size_t held_bytes_of(const kiln_freed_t *rec) { return rec->user_off + rec->size + 8; }
+
+/* --- live records (caller holds the shard lock) ---------------------------- */
+static kiln_live_t *live_find(shard_t *s, uintptr_t key) {
+  size_t mask = s->capacity - 1;
+  for (size_t i = slot_of(hash_of(scramble(key)), s->capacity);; i = (i + 1) & mask) {
+    if (s->live[i].block == key) return &s->live[i];
+    if (s->live[i].block == 0) return NULL;
+  }
+}
+
+static void live_put(kiln_live_t *table, size_t capacity, const kiln_live_t *rec) {
+  size_t mask = capacity - 1;
+  size_t i = slot_of(hash_of(scramble(rec->block)), capacity);
+  while (table[i].block != 0) i = (i + 1) & mask;
+  table[i] = *rec;
+}
+
+/* Backward-shift deletion (Knuth 6.4, Algorithm R): move later records of
+ * the probe run into the hole whenever their home slot allows it, so every
+ * record stays reachable from its home slot without tombstones. */
+static void live_erase(shard_t *s, kiln_live_t *slot) {
+  size_t mask = s->capacity - 1;
+  size_t hole = (size_t)(slot - s->live);
+  size_t i = hole;
+  for (;;) {
+    i = (i + 1) & mask;
+    if (s->live[i].block == 0) break;
+    size_t home = slot_of(hash_of(scramble(s->live[i].block)), s->capacity);
+    /* The record at i may fill the hole iff its home is not in (hole, i]. */
+    bool movable = hole <= i ? (home <= hole || home > i) : (home <= hole && home > i);
+    if (movable) {
+      s->live[hole] = s->live[i];
+      hole = i;
+    }
+  }
+  s->live[hole].block = 0;
+  s->count--;
+}
+
+static bool live_grow(shard_t *s) {
+  size_t capacity = s->capacity * 2;
+  kiln_live_t *table = kiln_os_alloc(capacity * sizeof(kiln_live_t));
+  if (table == NULL) return false;
+  for (size_t i = 0; i < s->capacity; i++)
+    if (s->live[i].block != 0) live_put(table, capacity, &s->live[i]);
+  kiln_os_free(s->live, s->capacity * sizeof(kiln_live_t), s->capacity * sizeof(kiln_live_t));
+  s->live = table;
+  s->capacity = capacity;
+  return true;
+}
+
+bool kiln_table_insert(const kiln_live_t *rec) {
+  shard_t *s = shard_of(rec->block);
+  kiln_live_t stored = *rec;
+  stored.block = scramble(rec->block);
+  shard_lock(&s->lock);
+  bool ok = (s->count + 1) * 2 <= s->capacity || live_grow(s);
+  if (ok) {
+    kiln_live_t *old = live_find(s, stored.block);
+    if (old != NULL) *old = stored; /* cannot happen: the core handed the block out twice */
+    else {
+      live_put(s->live, s->capacity, &stored);
+      s->count++;
+    }
+  }
+  shard_unlock(&s->lock);
+  if (ok) atomic_fetch_add_explicit(&live_total, 1, memory_order_relaxed);
+  return ok;
+}
+
+bool kiln_table_lookup(uintptr_t block, kiln_live_t *out) {
+  shard_t *s = shard_of(block);
+  shard_lock(&s->lock);
+  kiln_live_t *rec = live_find(s, scramble(block));
+  if (rec != NULL) {
+    *out = *rec;
+    out->block = block;
+  }
+  shard_unlock(&s->lock);
+  return rec != NULL;
+}
+
+void kiln_table_resize(uintptr_t block, size_t size, uint16_t canary_len) {
+  shard_t *s = shard_of(block);
+  shard_lock(&s->lock);
+  kiln_live_t *rec = live_find(s, scramble(block));
+  if (rec != NULL) {
+    rec->size = size;
+    rec->canary_len = canary_len;
+  }
+  shard_unlock(&s->lock);
+}
+
+size_t kiln_table_live_count(void) { return atomic_load_explicit(&live_total, memory_order_relaxed); }
+
+/* --- history and quarantine ---------------------------------------------------- */
+/* Blocks popped from the quarantine but not yet given back to the core; a
+ * heap being destroyed waits for them (see kiln_table_page_dropped). */
+static _Atomic size_t releases_in_flight;
+
+static void evict(shard_t *s, kiln_freed_t *rec, kiln_evicted_t *evicted, size_t *n) {
+  rec->held = 0;
+  s->held_bytes -= held_bytes_of(rec);
+  evicted[*n].rec = *rec;
+  evicted[*n].rec.block = scramble(rec->block);
+  (*n)++;
+  atomic_fetch_add_explicit(&releases_in_flight, 1, memory_order_relaxed);
+}
+
+/* Evict the oldest held record, if any (qtail moves past non-held ones). */
+static bool evict_oldest(shard_t *s, kiln_evicted_t *evicted, size_t *n) {
+  uint64_t oldest = s->head > RING ? s->head - RING : 0;
+  if (s->qtail < oldest) s->qtail = oldest;
+  while (s->qtail < s->head) {
+    kiln_freed_t *rec = &s->ring[s->qtail % RING];
+    s->qtail++;
+    if (rec->held) {
+      evict(s, rec, evicted, n);
+      return true;
+    }
+  }
+  return false;
+}
+
+/* Record a free (caller holds the shard lock); returns evictions. */
+static size_t push_freed_locked(shard_t *s, const kiln_freed_t *rec, kiln_evicted_t *evicted) {
+  size_t n = 0;
+  if (s->ring == NULL) s->ring = kiln_os_alloc(RING * sizeof(kiln_freed_t));
+  if (s->ring == NULL) {
+    /* No history without memory: a held block is released at once. */
+    if (rec->held) {
+      evicted[n++].rec = *rec;
+      atomic_fetch_add_explicit(&releases_in_flight, 1, memory_order_relaxed);
+    }
+    return n;
+  }
+  kiln_freed_t *slot = &s->ring[s->head % RING];
+  if (s->head >= RING && slot->held) evict(s, slot, evicted, &n); /* the ring is full of held blocks */
+  *slot = *rec;
+  slot->block = scramble(rec->block);
+  s->head++;
+  if (slot->held) {
+    s->held_bytes += held_bytes_of(slot);
+    /* Keep at least the newest block (this one) held. */
+    while (s->held_bytes > quarantine_share && n < KILN_EVICT_BATCH && s->held_bytes > held_bytes_of(slot)) {
+      if (!evict_oldest(s, evicted, &n)) break;
+    }
+  }
+  return n;
+}
+
+size_t kiln_table_push_freed(const kiln_freed_t *rec, kiln_evicted_t *evicted) {
+  shard_t *s = shard_of(rec->block);
+  shard_lock(&s->lock);
+  size_t n = push_freed_locked(s, rec, evicted);
+  shard_unlock(&s->lock);
+  return n;
+}
+
+kiln_take_t kiln_table_free(uintptr_t block, uintptr_t p, kiln_live_t *rec, kiln_freed_t *freed,
+                            void (*under_lock)(const kiln_live_t *rec, kiln_freed_t *freed, void *arg), void *arg,
+                            kiln_evicted_t *evicted, size_t *evicted_count) {
+  shard_t *s = shard_of(block);
+  *evicted_count = 0;
+  shard_lock(&s->lock);
+  kiln_live_t *slot = live_find(s, scramble(block));
+  if (slot == NULL) {
+    shard_unlock(&s->lock);
+    return KILN_TAKE_NOT_LIVE;
+  }
+  *rec = *slot;
+  rec->block = block;
+  if (block + slot->user_off != p) {
+    shard_unlock(&s->lock);
+    return KILN_TAKE_INTERIOR;
+  }
+  live_erase(s, slot);
+  under_lock(rec, freed, arg);
+  *evicted_count = push_freed_locked(s, freed, evicted);
+  shard_unlock(&s->lock);
+  atomic_fetch_sub_explicit(&live_total, 1, memory_order_relaxed);
+  return KILN_TAKE_OK;
+}
+
+size_t kiln_table_drain(kiln_evicted_t *evicted, size_t max) {
+  size_t n = 0;
+  for (size_t i = 0; i < SHARDS && n < max; i++) {
+    shard_t *s = &shards[i];
+    shard_lock(&s->lock);
+    while (n < max && s->ring != NULL && evict_oldest(s, evicted, &n)) {
+    }
+    shard_unlock(&s->lock);
+  }
+  return n;
+}
+
+void kiln_table_release_done(size_t count) {
+  atomic_fetch_sub_explicit(&releases_in_flight, count, memory_order_release);
+}
+
+static bool ring_search(shard_t *s, uintptr_t block, uintptr_t p, kiln_freed_t *out) {
+  if (s->ring == NULL) return false;
+  uint64_t oldest = s->head > RING ? s->head - RING : 0;
+  for (uint64_t pos = s->head; pos > oldest; pos--) {
+    const kiln_freed_t *rec = &s->ring[(pos - 1) % RING];
+    uintptr_t b = scramble(rec->block);
+    if ((block != 0 && b == block) || (p != 0 && b + rec->user_off == p)) {
+      *out = *rec;
+      out->block = b;
+      return true;
+    }
+  }
+  return false;
+}
+
+bool kiln_table_find_freed(uintptr_t block, uintptr_t p, kiln_freed_t *out) {
+  /* A block start lives in one shard; a bare pointer may be in any. */
+  if (block != 0) {
+    shard_t *s = shard_of(block);
+    shard_lock(&s->lock);
+    bool found = ring_search(s, block, p, out);
+    shard_unlock(&s->lock);
+    if (found) return true;
+  }
+  for (size_t i = 0; i < SHARDS; i++) {
+    shard_lock(&shards[i].lock);
+    bool found = ring_search(&shards[i], 0, p, out);
+    shard_unlock(&shards[i].lock);
+    if (found) return true;
+  }
+  return false;
+}
+
+void kiln_table_page_dropped(uintptr_t start, size_t block_size, size_t count, kiln_stack_id_t site,
+                             void (*visit)(const kiln_live_t *rec)) {
+  for (size_t i = 0; i < count; i++) {
+    uintptr_t block = start + i * block_size;
+    shard_t *s = shard_of(block);
+    shard_lock(&s->lock);
+    kiln_live_t *slot = live_find(s, scramble(block));
+    if (slot == NULL) {
+      shard_unlock(&s->lock);
+      continue;
+    }
+    kiln_live_t rec = *slot;
+    rec.block = block;
+    live_erase(s, slot);
+    /* Into the history (not held), unless that would push a held block out
+     * of the quarantine: releasing it here, inside the core's page free,
+     * is not allowed, so the history does without this record. */
+    if (s->ring == NULL) s->ring = kiln_os_alloc(RING * sizeof(kiln_freed_t));
+    if (s->ring != NULL && !(s->head >= RING && s->ring[s->head % RING].held)) {
+      s->ring[s->head % RING] = (kiln_freed_t){
+        .block = scramble(block), .size = rec.size, .user_off = rec.user_off, .alloc_stack = rec.stack,
+        .free_stack = site, .alloc_thread = rec.thread, .free_thread = kiln_thread_number(), .destroyed = 1,
+        .align_log2 = rec.align_log2};
+      s->head++;
+    }
+    shard_unlock(&s->lock);
+    atomic_fetch_sub_explicit(&live_total, 1, memory_order_relaxed);
+    if (visit != NULL) visit(&rec);
+  }
+  /* Quarantined blocks of the page will never be released: the page goes. */
+  uintptr_t end = start + count * block_size;
+  for (size_t i = 0; i < SHARDS; i++) {
+    shard_t *s = &shards[i];
+    shard_lock(&s->lock);
+    if (s->ring != NULL) {
+      uint64_t oldest = s->head > RING ? s->head - RING : 0;
+      for (uint64_t pos = s->qtail > oldest ? s->qtail : oldest; pos < s->head; pos++) {
+        kiln_freed_t *rec = &s->ring[pos % RING];
+        uintptr_t b = scramble(rec->block);
+        if (rec->held && b >= start && b < end) {
+          rec->held = 0;
+          s->held_bytes -= held_bytes_of(rec);
+        }
+      }
+    }
+    shard_unlock(&s->lock);
+  }
+  /* A block of this page popped before we looked may still be on its way
+   * back to the core: wait until it has arrived, then the page may go.
+   * Acquire pairs with the release in kiln_table_release_done. */
+  while (atomic_load_explicit(&releases_in_flight, memory_order_acquire) != 0) kiln_os_yield();
+}
+
+/* --- whole-table access ------------------------------------------------------ */
+void kiln_table_lock_all(void) {
+  for (size_t i = 0; i < SHARDS; i++) shard_lock(&shards[i].lock);
+}
+
+void kiln_table_unlock_all(void) {
+  for (size_t i = SHARDS; i-- > 0;) shard_unlock(&shards[i].lock);
+}
+
+void kiln_table_visit_locked(void (*visit)(kiln_live_t *rec, void *arg), void *arg) {
+  for (size_t i = 0; i < SHARDS; i++) {
+    shard_t *s = &shards[i];
+    for (size_t j = 0; j < s->capacity; j++) {
+      if (s->live[j].block == 0) continue;
+      kiln_live_t rec = s->live[j];
+      rec.block = scramble(rec.block);
+      visit(&rec, arg);
+      s->live[j].marked = rec.marked;
+    }
+  }
+}
+
+void kiln_table_fork_prepare(void) { kiln_table_lock_all(); }
+void kiln_table_fork_parent(void) { kiln_table_unlock_all(); }

@@ -1,0 +1,224 @@
+/* secure.c — the hardened mode (KILN_SECURE=1, or the default with the CMake
+ * option KILN_SECURE_DEFAULT).  Cheap defences that make heap corruption hard
+ * to exploit, in the spirit of hardened_malloc and mimalloc's secure mode.
+ * Each is listed with what it stops:
+ *
+ *   O(1) double-free detection.  A block on one of its page's free lists
+ *     holds, in its first word, the link to the next free block encoded with
+ *     the page's secret key (page.h); decoded, that is NULL or a block of the
+ *     same page.  malloc clears the word, so a live block holds program data
+ *     there, which decodes to such a value only by an accident of
+ *     probability ~2^-40 (the key is random).  free decodes the word; only
+ *     when it looks like a link are the page's free lists searched, and the
+ *     block found there is reported (mimalloc's secure mode does the same).
+ *     Stops: double free (any thread, any size while the page lives), and so
+ *     the classic "free twice, get the same block from two mallocs" overlap
+ *     that turns a double free into a type confusion.  A double free after
+ *     the block was handed out again is a valid free of the new block (as in
+ *     every allocator); a huge block's mapping is gone at its first free, so
+ *     its second free is an invalid free.
+ *   Invalid free fails closed.  A pointer that starts no carved block (stack,
+ *     static, another allocator's, interior, a destroyed heap's) aborts with a
+ *     message instead of being ignored.  Stops: House-of-Spirit style frees
+ *     of forged chunks.  (Free of Kiln-unknown pointers never touched Kiln's
+ *     heap anyway, thanks to the segment map; now it is also not silent.)
+ *   Randomised allocation order in fresh pages.  A new page's free list is a
+ *     random permutation of all its blocks instead of address order.  Stops:
+ *     heap feng shui / grooming that relies on consecutive mallocs returning
+ *     adjacent blocks (overflowing from a controlled block into a chosen
+ *     victim).  Price: a fresh page is touched in full at once.
+ *   Guard pages.  The last OS page of every segment is PROT_NONE (the last
+ *     page of blocks gives up the room), and a huge block is followed by a
+ *     PROT_NONE page right after its last page.  Stops: linear overflows
+ *     running off the end of a segment into the next segment's header (page
+ *     metadata), and off the end of a huge block into whatever is mapped
+ *     next — they fault at once instead.
+ *   Metadata out of line.  By design of the core: segment headers hold all
+ *     page metadata, and a free block holds only its (encoded) `next` link.
+ *     Stops: overflows that rewrite size/flags headers next to user data
+ *     (the glibc unlink family).
+ *   Zero on free for blocks up to ZERO_MAX bytes.  Stops: information leaks
+ *     of freed secrets through uninitialised reads of a later block, and makes
+ *     use-after-free reads see zeros (NULL function pointers crash instead of
+ *     jumping to attacker data).  Larger blocks are not zeroed (the cost
+ *     would be a memset of up to 1 MiB per free).
+ *   free_sized with a size larger than the block aborts.
+ *
+ *   Free-list links encoded with a per-page secret (the core: page->key,
+ *     page.h), validated when popped.  Stops: a link overwritten through a
+ *     use after free or an overflow into a freed block steering malloc to an
+ *     address of the attacker's choice (tcache/fastbin poisoning).
+ *
+ * How it hooks in: the hardened mode sets kiln_check_mode like the checking
+ * mode, so heaps keep their direct slots empty (every malloc reaches
+ * kiln_check_malloc -> kiln_secure_malloc, which clears the block's link
+ * word; the core pops keyed pages with kiln_page_pop_checked) and pages
+ * carry flags.x.checked (every free reaches kiln_secure_free).
+ */
+#include <string.h>
+
+#include "alloc.h"
+#include "check_internal.h"
+#include "heap.h"
+#include "os.h"
+#include "page.h"
+#include "segment.h"
+
+/* Zeroing up to 1 KiB costs at most a few dozen nanoseconds per free, about
+ * what the free itself costs; above that the cost grows with the size. */
+#define ZERO_MAX ((size_t)1024)
+
+/* --- double free ----------------------------------------------------------------------
+ * Is `block` on one of the page's free lists?  Only asked when its first
+ * word decodes like a link.  Reads only this page's memory (every decoded
+ * link is checked to be a carved block of the page before it is followed),
+ * and at most `capacity` steps per list, so a list changed concurrently by
+ * the owner (local_free, free) or another thread (thread_free) cannot send
+ * the walk astray or loop it: at worst a racing double free goes unseen. */
+static bool list_contains(const kiln_page_t *page, const kiln_block_t *list, const kiln_block_t *block) {
+  uint16_t capacity = __atomic_load_n(&page->capacity, __ATOMIC_RELAXED);
+  for (size_t steps = 0; list != NULL && steps <= capacity; steps++) {
+    if (list == block) return true;
+    if (kiln_page_block_index(page, list) >= capacity) return false;
+    list = kiln_block_next(page, list);
+  }
+  return false;
+}
+
+static bool is_free_block(kiln_page_t *page, kiln_block_t *block) {
+  kiln_block_t *next = kiln_block_next(page, block);
+  if (next != NULL && kiln_page_block_index(page, next) >= __atomic_load_n(&page->capacity, __ATOMIC_RELAXED))
+    return false; /* program data: the common, O(1) case */
+  uintptr_t tf = atomic_load_explicit(&page->xthread_free, memory_order_acquire);
+  return list_contains(page, __atomic_load_n(&page->free, __ATOMIC_RELAXED), block) ||
+         list_contains(page, __atomic_load_n(&page->local_free, __ATOMIC_RELAXED), block) ||
+         list_contains(page, kiln_thread_free_ptr(tf), block);
+}
+
+/* --- huge blocks: a guard page after the block -------------------------------------- */
+static uint8_t *huge_end(kiln_segment_t *segment) { return (uint8_t *)segment + segment->mapped_size; }
+
+/* The guard goes right after the block's last page, if the mapping has a page
+ * to spare there; block_size then stops at the guard (usable sizes and
+ * kiln_usable_size exclude it).  Undone before the block is freed, because
+ * the core may cache the mapping for another block. */
+static void huge_guard(kiln_segment_t *segment, kiln_page_t *page, uint8_t *p, size_t size) {
+  size_t page_size = kiln_os_page_size();
+  /* At least one usable byte: a 0-byte block keeps its address to itself. */
+  uint8_t *guard = (uint8_t *)kiln_align_up((uintptr_t)p + (size ? size : 1), page_size);
+  if (guard + page_size > huge_end(segment)) return;
+  kiln_os_protect(guard, page_size);
+  page->block_size = (size_t)(guard - page->start);
+}
+
+static void huge_unguard(kiln_segment_t *segment, kiln_page_t *page) {
+  uint8_t *guard = page->start + page->block_size;
+  if (guard >= huge_end(segment)) return;
+  kiln_os_unprotect(guard, kiln_os_page_size());
+  page->block_size = (size_t)(huge_end(segment) - page->start);
+}
+
+/* --- the hooks ----------------------------------------------------------------------- */
+void *kiln_secure_malloc(kiln_heap_t *heap, size_t size, size_t alignment, bool zero) {
+  size_t page_size = kiln_os_page_size();
+  /* A request that will be huge gets one more page, for the guard. */
+  size_t request = size;
+  if (size > KILN_LARGE_BLOCK_MAX - page_size && size <= KILN_MAX_ALLOC_SIZE - page_size) request += page_size;
+  uint8_t *p = alignment <= 16 ? kiln_heap_malloc_core(heap, request, zero)
+                               : kiln_heap_malloc_aligned_core(heap, request, alignment, zero);
+  if (p == NULL) return NULL;
+  kiln_segment_t *segment = kiln_segment_of(p);
+  kiln_page_t *page = kiln_segment_page_of(segment, p);
+  kiln_block_t *block = kiln_page_block_of(page, p);
+  if (segment->kind == KILN_SEGMENT_HUGE) huge_guard(segment, page, p, size);
+  else block->next = NULL; /* no stale link left in a live block (see is_free_block) */
+  return p;
+}
+
+bool kiln_secure_free(kiln_page_t *page, kiln_block_t *block, const void *p, size_t size_hint,
+                      size_t alignment_hint) {
+  (void)alignment_hint;
+  size_t usable = page->block_size - (size_t)((const uint8_t *)p - (const uint8_t *)block);
+  if (page->bin != KILN_BIN_HUGE && page->key != 0 && is_free_block(page, block)) {
+    kiln_report_begin();
+    kiln_message("kiln: double free of %p (%zu-byte block, already free)", p, usable);
+    kiln_report_end();
+    return false;
+  }
+  if (size_hint > usable) {
+    kiln_report_begin();
+    kiln_message("kiln: free_sized size mismatch on %p (%zu-byte block): freed with size %zu", p, usable, size_hint);
+    kiln_report_end();
+  }
+  if (page->bin == KILN_BIN_HUGE) {
+    huge_unguard(kiln_segment_of(block), page);
+  } else if (page->block_size <= ZERO_MAX) {
+    memset(block, 0, page->block_size);
+  }
+  return true;
+}
+
+bool kiln_secure_resize_in_place(kiln_page_t *page, kiln_block_t *block, const void *p, size_t size) {
+  /* Called with size <= the usable size.  A huge block shrinks in place and
+   * gives its tail back as in the fast mode (kiln_huge_resize, keeping a
+   * page for the guard, which moves down with the end); others follow the
+   * core's rule: stay unless more than half would be wasted. */
+  size_t usable = page->block_size - (size_t)((const uint8_t *)p - (const uint8_t *)block);
+  if (page->bin != KILN_BIN_HUGE) return size >= usable / 2;
+  kiln_segment_t *segment = kiln_segment_of(p);
+  huge_unguard(segment, page);
+  kiln_huge_resize(segment, (void *)p, size + kiln_os_page_size());
+  huge_guard(segment, page, (uint8_t *)p, size);
+  return true;
+}
+
+/* Fresh page: guard the segment's last OS page if this is its last page, then
+ * hand out all blocks in a random order. */
+void kiln_secure_page_init(kiln_heap_t *heap, kiln_page_t *page) {
+  page->flags.x.checked = 1;
+  kiln_segment_t *segment = kiln_segment_of(page);
+  size_t page_size = kiln_os_page_size();
+  if (page->page_index == segment->page_count - 1) {
+    uint8_t *guard = (uint8_t *)segment + KILN_SEGMENT_SIZE - page_size;
+    size_t fit = (size_t)(guard - page->start) / page->block_size;
+    if (fit < page->reserved) page->reserved = (uint16_t)fit;
+    kiln_os_protect(guard, page_size);
+  }
+  /* Fisher-Yates over all `reserved` blocks; the permutation is kept in
+   * each block's second word (blocks are >= 16 bytes; the first word is
+   * the link being built). */
+  size_t n = page->reserved;
+  size_t bs = page->block_size;
+  uint8_t *start = page->start;
+  if (n == 0) return;
+#define PERM(i) (*(uint32_t *)(start + (size_t)(i) * bs + sizeof(void *)))
+  for (size_t i = 0; i < n; i++) PERM(i) = (uint32_t)i;
+  uint64_t x = heap->random;
+  for (size_t i = n - 1; i > 0; i--) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    size_t j = (size_t)(x % (i + 1));
+    uint32_t t = PERM(i);
+    PERM(i) = PERM(j);
+    PERM(j) = t;
+  }
+  heap->random = x;
+  /* Links are stored encoded with the page's key (page.h). */
+  for (size_t i = 0; i + 1 < n; i++)
+    kiln_block_set_next(page, (kiln_block_t *)(start + (size_t)PERM(i) * bs),
+                        (kiln_block_t *)(start + (size_t)PERM(i + 1) * bs));
+  kiln_block_set_next(page, (kiln_block_t *)(start + (size_t)PERM(n - 1) * bs), NULL);
+  page->free = (kiln_block_t *)(start + (size_t)PERM(0) * bs);
+#undef PERM
+  page->local_free = NULL;
+  /* A fresh page (used == 0): every carved block is now on `free`. */
+  page->alloc_count = n;
+  __atomic_store_n(&page->capacity, (uint16_t)n, __ATOMIC_RELAXED);
+}
+
+void kiln_secure_page_freed(kiln_page_t *page) {
+  /* A huge block of a destroyed heap loses its guard: the core may cache
+   * the mapping for another block. */
+  if (page->used > 0 && page->bin == KILN_BIN_HUGE) huge_unguard(kiln_segment_of(page->start), page);
+}

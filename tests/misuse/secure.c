@@ -1,0 +1,107 @@
+/* secure — the defences of the hardened mode (KILN_SECURE=1), one per
+ * argument; exit 0 when the defence works.  Also holds the messages expected
+ * when the hardened mode catches the bugs of double_free and invalid_free
+ * (a freed huge block's mapping is gone at once: its second free is an
+ * invalid one).
+ *
+ * EXPECT double_free_small: kiln: double free of @P@ (48-byte block, already free)
+ * EXPECT double_free_medium: kiln: double free of @P@ (@N@-byte block, already free)
+ * EXPECT double_free_huge: kiln: invalid free of @P@
+ * EXPECT invalid_free_stack: kiln: invalid free of @P@
+ * EXPECT invalid_free_static: kiln: invalid free of @P@
+ * EXPECT invalid_free_interior: kiln: invalid free of @P@
+ * EXPECT invalid_free_foreign: kiln: invalid free of @P@
+ */
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define PAGE 4096u
+#define SEGMENT ((uintptr_t)4 << 20)
+
+static int fail(const char *what) {
+  fprintf(stderr, "secure: FAIL: %s\n", what);
+  return 1;
+}
+
+/* Write bytes from `from` upwards in a child; returns the address of the
+ * byte whose write faulted (0 if the child never faulted). */
+static uintptr_t first_fault(volatile uint8_t *from, size_t max) {
+  volatile uintptr_t *progress = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+  if (progress == MAP_FAILED) return 0;
+  *progress = 0;
+  pid_t pid = fork();
+  if (pid == 0) {
+    for (size_t i = 0; i < max; i++) {
+      *progress = (uintptr_t)(from + i);
+      from[i] = 1;
+    }
+    _exit(0);
+  }
+  int status;
+  waitpid(pid, &status, 0);
+  uintptr_t at = WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV ? *progress : 0;
+  munmap((void *)progress, PAGE);
+  return at;
+}
+
+int main(int argc, char **argv) {
+  const char *what = argc > 1 ? argv[1] : "";
+  if (strcmp(what, "guard_huge") == 0) {
+    /* A write past the last page of a huge block faults at once. */
+    size_t size = (3u << 20) + 100;
+    uint8_t *p = malloc(size);
+    uintptr_t end = ((uintptr_t)p + size + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
+    uintptr_t at = first_fault(p + size, 2 * PAGE);
+    free(p);
+    if (at != end) return fail("no fault at the guard page after a huge block");
+    return 0;
+  }
+  if (strcmp(what, "guard_segment") == 0) {
+    /* Fill segments with 1 KiB blocks; the one closest to a segment's end
+     * overflows into the guard page there. */
+    enum { N = 20000 };
+    static uint8_t *blocks[N];
+    uint8_t *last = NULL;
+    for (int i = 0; i < N; i++) {
+      blocks[i] = malloc(1024);
+      uintptr_t off = (uintptr_t)blocks[i] & (SEGMENT - 1);
+      if (last == NULL || off > ((uintptr_t)last & (SEGMENT - 1))) last = blocks[i];
+    }
+    uintptr_t guard = ((uintptr_t)last & ~(SEGMENT - 1)) + SEGMENT - PAGE;
+    uintptr_t at = first_fault(last, 2 * PAGE + 2048);
+    for (int i = 0; i < N; i++) free(blocks[i]);
+    if (at != guard) return fail("no fault at the guard page at a segment's end");
+    return 0;
+  }
+  if (strcmp(what, "shuffle") == 0) {
+    /* Consecutive allocations from a fresh page are not in address order. */
+    enum { N = 1000 };
+    static uint8_t *p[N];
+    int ascending = 0;
+    for (int i = 0; i < N; i++) {
+      p[i] = malloc(48);
+      if (i > 0 && p[i] == p[i - 1] + 48) ascending++;
+    }
+    for (int i = 0; i < N; i++) free(p[i]);
+    if (ascending > N / 10) return fail("allocation order is not randomised");
+    return 0;
+  }
+  if (strcmp(what, "zero_on_free") == 0) {
+    /* A freed small block holds no trace of its contents (beyond the free
+     * list's link in its first word). */
+    uint8_t *p = malloc(100);
+    memset(p, 0xaa, 100);
+    free(p);
+    volatile uint8_t *stale = p;
+    for (int i = 16; i < 100; i++)
+      if (stale[i] != 0) return fail("freed block not zeroed");
+    return 0;
+  }
+  return fail("unknown case");
+}

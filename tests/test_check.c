@@ -1,0 +1,202 @@
+/* test_check.c — the checking mode's parts on their own (src/check_*.c):
+ * the side table against a simple model (growth, backward-shift deletion,
+ * interior pointers), the quarantine's eviction order and budget, the stack
+ * depot and the symboliser.  The misuse programs (tests/misuse/) test the
+ * mode end to end.  Runs with or without KILN_CHECK=1 in the environment
+ * (the table is set up here when the mode did not do it). */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "check_internal.h"
+
+static void ensure_table(void) {
+  static bool ready;
+  if (ready || kiln_check_config.check) return;
+  kiln_check_config.quarantine = (size_t)64 << 10; /* 4 KiB per shard */
+  kiln_stack_init();
+  assert_true(kiln_table_init());
+  ready = true;
+}
+
+static void nothing_under_lock(const kiln_live_t *rec, kiln_freed_t *freed, void *arg) {
+  (void)arg;
+  *freed = (kiln_freed_t){.block = rec->block, .size = rec->size, .user_off = rec->user_off};
+}
+
+/* Fake block addresses in a range no allocator uses (never dereferenced). */
+#define BASE ((uintptr_t)0x100000000000ull)
+
+static kiln_take_t table_free(uintptr_t block, uintptr_t p, kiln_live_t *rec) {
+  kiln_freed_t freed;
+  kiln_evicted_t evicted[KILN_EVICT_BATCH];
+  size_t n;
+  return kiln_table_free(block, p, rec, &freed, nothing_under_lock, NULL, evicted, &n);
+}
+
+/* 100000 records: every one found after the table grew; every other one
+ * removed (deletion shifts records back into holes: each survivor must
+ * still be found from its home slot); the removed ones are gone. */
+static void test_table_model(void **state) {
+  (void)state;
+  ensure_table();
+  enum { N = 100000 };
+  size_t before = kiln_table_live_count();
+  for (uintptr_t i = 0; i < N; i++) {
+    kiln_live_t rec = {.block = BASE + i * 48, .size = i, .user_off = 16};
+    assert_true(kiln_table_insert(&rec));
+  }
+  assert_int_equal(kiln_table_live_count(), before + N);
+  kiln_live_t got;
+  for (uintptr_t i = 0; i < N; i++) {
+    if (!kiln_table_lookup(BASE + i * 48, &got)) fail_msg("record %zu lost after growth", (size_t)i);
+    assert_int_equal(got.size, i);
+  }
+  for (uintptr_t i = 0; i < N; i += 2) assert_int_equal(table_free(BASE + i * 48, BASE + i * 48 + 16, &got), KILN_TAKE_OK);
+  for (uintptr_t i = 0; i < N; i++) {
+    bool live = kiln_table_lookup(BASE + i * 48, &got);
+    if (live != (i % 2 == 1)) fail_msg("record %zu: live %d after removing the even ones", (size_t)i, live);
+  }
+  /* A pointer that is not the block's: refused, the record stays. */
+  assert_int_equal(table_free(BASE + 48, BASE + 48 + 32, &got), KILN_TAKE_INTERIOR);
+  assert_true(kiln_table_lookup(BASE + 48, &got));
+  assert_int_equal(table_free(BASE + 0, BASE + 16, &got), KILN_TAKE_NOT_LIVE);
+  for (uintptr_t i = 1; i < N; i += 2) assert_int_equal(table_free(BASE + i * 48, BASE + i * 48 + 16, &got), KILN_TAKE_OK);
+  assert_int_equal(kiln_table_live_count(), before);
+}
+
+/* The history names the last free of a block, by block or by pointer. */
+static void test_history(void **state) {
+  (void)state;
+  ensure_table();
+  uintptr_t block = BASE + ((uintptr_t)1 << 30);
+  kiln_live_t rec = {.block = block, .size = 40, .user_off = 16, .stack = 7};
+  assert_true(kiln_table_insert(&rec));
+  kiln_live_t got;
+  assert_int_equal(table_free(block, block + 16, &got), KILN_TAKE_OK);
+  kiln_freed_t freed;
+  assert_true(kiln_table_find_freed(block, 0, &freed));
+  assert_int_equal(freed.size, 40);
+  assert_true(kiln_table_find_freed(0, block + 16, &freed));
+  assert_int_equal(freed.block, block);
+  assert_false(kiln_table_find_freed(0, block + 32, &freed));
+}
+
+/* Held blocks leave the quarantine oldest first, once a shard holds more
+ * than its share of the budget. */
+static void test_quarantine_order(void **state) {
+  (void)state;
+  ensure_table();
+  if (kiln_check_config.check) skip(); /* the mode's own budget and traffic */
+  /* Blocks of one shard: find addresses that hash to the first one's. */
+  kiln_evicted_t evicted[KILN_EVICT_BATCH];
+  uintptr_t first = BASE + ((uintptr_t)2 << 30);
+  size_t evicted_total = 0;
+  for (uintptr_t i = 0; i < 64; i++) {
+    uintptr_t a = first + i * 4096;
+    kiln_freed_t rec = {.block = a, .size = 1000 - 8 - 16, .user_off = 16, .held = 1};
+    size_t n = kiln_table_push_freed(&rec, evicted);
+    for (size_t j = 0; j < n; j++) {
+      /* Oldest first, and the newest always stays held. */
+      assert_true(evicted[j].rec.block >= first && evicted[j].rec.block < a);
+      evicted_total++;
+    }
+    kiln_table_release_done(n);
+  }
+  /* A 64 KiB budget is 4 KiB per shard: 64 blocks of 1000 bytes over 16
+   * shards overflow some shards' share. */
+  assert_true(evicted_total > 0);
+  kiln_evicted_t drained[256];
+  size_t n = kiln_table_drain(drained, 256);
+  kiln_table_release_done(n);
+  assert_int_equal(evicted_total + n, 64);
+}
+
+/* --- stacks and symbols --- */
+/* Not inlined, not folded into one (noipa: identical bodies), and no tail
+ * call (the empty asm after the call): each keeps a frame of its own in the
+ * captured stack. */
+__attribute__((noinline, noipa)) static kiln_stack_id_t capture_here(void) {
+  kiln_stack_id_t id = kiln_stack_capture();
+  __asm__ volatile("" ::: "memory");
+  return id;
+}
+
+__attribute__((noinline, noipa)) static kiln_stack_id_t capture_there(void) {
+  kiln_stack_id_t id = kiln_stack_capture();
+  __asm__ volatile("" ::: "memory");
+  return id;
+}
+
+static void test_stack_depot(void **state) {
+  (void)state;
+  ensure_table();
+  kiln_stack_id_t ids[2];
+  for (volatile int k = 0; k < 2; k++) ids[k] = capture_here(); /* one call site (not unrolled): the same stack */
+  kiln_stack_id_t a = ids[0], c = capture_there();
+  if (a == 0) skip(); /* no stack bounds for this thread */
+  assert_int_equal(a, ids[1]); /* the same stack is stored once */
+  assert_int_not_equal(a, c);
+  const uintptr_t *frames;
+  size_t depth = kiln_stack_frames(a, &frames);
+  /* Kiln's own frames first (the capture), then capture_here, then us. */
+  kiln_symbol_t sym;
+  size_t i = 0;
+  while (i < depth && (kiln_symbolize(frames[i], &sym), sym.is_kiln)) i++;
+  assert_true(i + 1 < depth);
+  assert_non_null(sym.function);
+  assert_string_equal(sym.function, "capture_here");
+  kiln_symbolize(frames[i + 1], &sym);
+  assert_non_null(sym.function);
+  assert_string_equal(sym.function, "test_stack_depot");
+  if (sym.file != NULL) assert_string_equal(sym.file, "test_check.c"); /* with -g */
+}
+
+/* The site names the first frame that is not Kiln's. */
+static void test_format_site(void **state) {
+  (void)state;
+  ensure_table();
+  kiln_stack_id_t id = capture_there();
+  if (id == 0) skip();
+  char site[256];
+  kiln_format_site(site, sizeof site, id);
+  if (strstr(site, "(capture_there)") == NULL && strstr(site, "capture_there+0x") == NULL)
+    fail_msg("site \"%s\" does not name capture_there", site);
+  if (strstr(site, "test_check.c:") == site) {
+    /* file:line: the line of the call in capture_there */
+    unsigned line = 0;
+    assert_int_equal(sscanf(site, "test_check.c:%u", &line), 1);
+    assert_true(line > 100);
+  }
+  kiln_format_site(site, sizeof site, 0);
+  assert_string_equal(site, "an unknown place");
+}
+
+static int data_object = 42;
+
+static void test_symbolize_data(void **state) {
+  (void)state;
+  const char *module, *symbol;
+  assert_true(kiln_symbolize_data((uintptr_t)&data_object, &module, &symbol));
+  assert_non_null(symbol);
+  assert_string_equal(symbol, "data_object");
+  int local = 0;
+  assert_false(kiln_symbolize_data((uintptr_t)&local, &module, &symbol)); /* the stack is no module */
+}
+
+int main(void) {
+  const struct CMUnitTest tests[] = {
+    cmocka_unit_test(test_table_model),
+    cmocka_unit_test(test_history),
+    cmocka_unit_test(test_quarantine_order),
+    cmocka_unit_test(test_stack_depot),
+    cmocka_unit_test(test_format_site),
+    cmocka_unit_test(test_symbolize_data),
+  };
+  return cmocka_run_group_tests(tests, NULL, NULL);
+}
