@@ -1,5 +1,5 @@
-/* arena_pool_bench.c — the arena and the pool against malloc/free for the
- * same work (built, not run as a test; meant for bench/).
+/* toolkit/arena_pool.c — the arena and the pool against malloc/free for the
+ * same work (bench/run runs it as kiln-toolkit after the micro-benchmarks).
  *
  *   arena   rounds of N allocations of 16..256 bytes (a parse tree, a frame's
  *           scratch), each touched once, then all released: malloc frees
@@ -13,7 +13,7 @@
  * Columns: operations per second (an operation = one allocation and its
  * share of the release), and the ratio to kiln_malloc/kiln_free.  glibc's
  * malloc is timed too when it can be found (dlsym RTLD_NEXT).  Each figure is
- * the best of 3 runs.  Usage: arena_pool_bench [scale], scale 1 by default
+ * the best of 3 runs.  Usage: kiln-toolkit [scale], scale 1 by default
  * (about a second in all on a 2-core machine); output is one line per case,
  * "name ops/s ratio", easy to parse.
  */
@@ -173,7 +173,7 @@ int main(int argc, char **argv) {
   *(void **)&libc.free = dlsym(RTLD_NEXT, "free");
   bool have_libc = libc.alloc != NULL && libc.free != NULL && (void *)libc.alloc != (void *)kiln_malloc;
 
-  printf("# arena_pool_bench (scale %u): ops/s and ratio to kiln_malloc/kiln_free, best of 3\n", scale);
+  printf("# kiln-toolkit (scale %u): ops/s and ratio to kiln_malloc/kiln_free, best of 3\n", scale);
   double base = best3_arena_m(&kiln);
   row("arena-work  kiln_malloc/free", base, base);
   if (have_libc) row("arena-work  glibc malloc/free", best3_arena_m(&libc), base);
