@@ -24,10 +24,10 @@
 
 #include <cmocka.h>
 
+#include "test_support.h"
+
 #include "kiln.h"
 
-#define KiB ((size_t)1 << 10)
-#define MiB ((size_t)1 << 20)
 #define CHILD_TIMEOUT_S 20
 
 /* Sanitizer runtimes are not fork-safe in a multi-threaded parent: ASan's
@@ -46,20 +46,6 @@
 #define SANITIZED 0
 #endif
 
-/* Light mode (under valgrind, or KILN_TEST_LIGHT=1): the same checks on
- * smaller inputs, so the memcheck stage stays within its time budget. */
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-static bool light(void) {
-#ifdef RUNNING_ON_VALGRIND
-  if (RUNNING_ON_VALGRIND) return true;
-#endif
-  const char *env = getenv("KILN_TEST_LIGHT");
-  return env != NULL && env[0] == '1';
-}
 
 static uint8_t byte_at(uint32_t tag, size_t i) { return (uint8_t)(tag * 131u + i * 7u + (i >> 10)); }
 

@@ -19,43 +19,16 @@
 
 #include <cmocka.h>
 
+#include "test_support.h"
+
 #include "kiln.h"
 
 #define KiB ((size_t)1 << 10)
 /* The pool's page for blocks up to 8 KiB (src/pool.c, POOL_PAGE_MIN). */
 #define POOL_PAGE ((size_t)64 << 10)
 
-static bool is_aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
 
-/* cmocka's fail_msg longjmps to the main thread: from a worker, print and
- * abort instead (ctest reports the crash with this message). */
-#define thread_fail(...) (fprintf(stderr, __VA_ARGS__), fputc('\n', stderr), abort())
 
-/* Run fn in a child with stderr captured; assert it aborted and said `want`. */
-static void expect_abort(void (*fn)(void), const char *want) {
-  int fds[2];
-  assert_int_equal(pipe(fds), 0);
-  pid_t pid = fork();
-  assert_true(pid >= 0);
-  if (pid == 0) {
-    dup2(fds[1], 2);
-    close(fds[0]);
-    fn();
-    _exit(0);
-  }
-  close(fds[1]);
-  static char msg[4096];
-  size_t len = 0;
-  ssize_t n;
-  while (len < sizeof msg - 1 && (n = read(fds[0], msg + len, sizeof msg - 1 - len)) > 0) len += (size_t)n;
-  msg[len] = '\0';
-  close(fds[0]);
-  int status;
-  assert_int_equal(waitpid(pid, &status, 0), pid);
-  assert_true(WIFSIGNALED(status));
-  assert_int_equal(WTERMSIG(status), SIGABRT);
-  if (strstr(msg, want) == NULL) fail_msg("expected \"%s\" in \"%s\"", want, msg);
-}
 
 /* --- creation ------------------------------------------------------------- */
 

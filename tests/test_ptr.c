@@ -18,6 +18,8 @@
 
 #include <cmocka.h>
 
+#include "test_support.h"
+
 #include "kiln.h"
 #include "ptr.h"
 #include "segment.h"
@@ -26,20 +28,6 @@
 
 static int static_object[16];
 
-/* Light mode (under valgrind, or KILN_TEST_LIGHT=1): the same checks on
- * smaller inputs, so the memcheck stage stays within its time budget. */
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-static bool light(void) {
-#ifdef RUNNING_ON_VALGRIND
-  if (RUNNING_ON_VALGRIND) return true;
-#endif
-  const char *env = getenv("KILN_TEST_LIGHT");
-  return env != NULL && env[0] == '1';
-}
 
 static kiln_page_t *page_of(const void *p) {
   kiln_segment_t *segment = kiln_segment_of(p);

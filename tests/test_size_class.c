@@ -18,24 +18,12 @@
 
 #include <cmocka.h>
 
+#include "test_support.h"
+
 #include "kiln.h"
 #include "segment.h"
 #include "size_class.h"
 
-/* Light mode (under valgrind, or KILN_TEST_LIGHT=1): the same checks on
- * smaller inputs, so the memcheck stage stays within its time budget. */
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-static bool light(void) {
-#ifdef RUNNING_ON_VALGRIND
-  if (RUNNING_ON_VALGRIND) return true;
-#endif
-  const char *env = getenv("KILN_TEST_LIGHT");
-  return env != NULL && env[0] == '1';
-}
 
 static size_t formula_size(unsigned bin) {
   if (bin == 0) return 0;

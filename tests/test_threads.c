@@ -26,38 +26,12 @@
 
 #include <cmocka.h>
 
+#include "test_support.h"
+
 #include "kiln.h"
 
-#define KiB ((size_t)1 << 10)
-#define MiB ((size_t)1 << 20)
 
-/* Light mode (under valgrind, or KILN_TEST_LIGHT=1): the same checks on
- * smaller inputs, so the memcheck stage stays within its time budget. */
-#if defined(__has_include)
-#if __has_include(<valgrind/valgrind.h>)
-#include <valgrind/valgrind.h>
-#endif
-#endif
-/* RSS is the allocator's only under a plain build: ThreadSanitizer's shadow
- * memory grows with every byte the test touches. */
-#if defined(__SANITIZE_THREAD__)
-#define TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define TSAN 1
-#endif
-#endif
-#ifndef TSAN
-#define TSAN 0
-#endif
 
-static bool light(void) {
-#ifdef RUNNING_ON_VALGRIND
-  if (RUNNING_ON_VALGRIND) return true;
-#endif
-  const char *env = getenv("KILN_TEST_LIGHT");
-  return env != NULL && env[0] == '1';
-}
 
 /* --- helpers ------------------------------------------------------------------ */
 
