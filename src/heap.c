@@ -235,6 +235,26 @@ void kiln_heap_limit_set(kiln_heap_t *heap, size_t bytes) {
   for (unsigned bin = 1; bin < KILN_BIN_COUNT; bin++) kiln_heap_update_direct(heap, bin);
 }
 
+/* A block of `bin` for a request of `size` bytes: the limit, the bin's
+ * current page or the slow search, the pop. */
+static void *heap_malloc_bin(kiln_heap_t *heap, unsigned bin, size_t size, bool zero) {
+  if (kiln_unlikely(heap->limit != 0) && !heap_limit_admits(heap, kiln_bin_size[bin])) {
+    errno = ENOMEM;
+    return NULL;
+  }
+  kiln_page_t *page = heap->pages[bin].first;
+  if (page == NULL || page->free == NULL) {
+    page = kiln_heap_find_page(heap, bin);
+    if (page == NULL) {
+      errno = ENOMEM;
+      return NULL;
+    }
+  }
+  void *block = heap_pop(heap, page);
+  if (zero) memset(block, 0, size);
+  return block;
+}
+
 void *kiln_heap_malloc_core(kiln_heap_t *heap, size_t size, bool zero) {
   if (kiln_unlikely(size > KILN_MAX_ALLOC_SIZE)) {
     errno = ENOMEM;
@@ -252,21 +272,7 @@ void *kiln_heap_malloc_core(kiln_heap_t *heap, size_t size, bool zero) {
     return kiln_huge_alloc(heap, size, 16, zero);
   }
   unsigned bin = kiln_bin_of(size == 0 ? 1 : size);
-  if (kiln_unlikely(heap->limit != 0) && !heap_limit_admits(heap, kiln_bin_size[bin])) {
-    errno = ENOMEM;
-    return NULL;
-  }
-  kiln_page_t *page = heap->pages[bin].first;
-  if (page == NULL || page->free == NULL) {
-    page = kiln_heap_find_page(heap, bin);
-    if (page == NULL) {
-      errno = ENOMEM;
-      return NULL;
-    }
-  }
-  void *block = heap_pop(heap, page);
-  if (zero) memset(block, 0, size);
-  return block;
+  return heap_malloc_bin(heap, bin, size, zero);
 }
 
 void *kiln_heap_malloc_aligned(kiln_heap_t *heap, size_t size, size_t alignment, bool zero) {
@@ -290,20 +296,7 @@ void *kiln_heap_malloc_aligned_core(kiln_heap_t *heap, size_t size, size_t align
      * two), so the waste stays bounded. */
     size_t want = size < alignment ? alignment : size;
     for (unsigned bin = kiln_bin_of(want); bin < KILN_BIN_COUNT; bin++) {
-      if (kiln_bin_size[bin] % alignment != 0) continue;
-      if (kiln_unlikely(heap->limit != 0) && !heap_limit_admits(heap, kiln_bin_size[bin])) {
-        errno = ENOMEM;
-        return NULL;
-      }
-      kiln_page_t *page = heap->pages[bin].first;
-      if (page == NULL || page->free == NULL) page = kiln_heap_find_page(heap, bin);
-      if (page == NULL) {
-        errno = ENOMEM;
-        return NULL;
-      }
-      void *block = heap_pop(heap, page);
-      if (zero) memset(block, 0, size);
-      return block;
+      if (kiln_bin_size[bin] % alignment == 0) return heap_malloc_bin(heap, bin, size, zero);
     }
   }
   if (size + alignment > KILN_LARGE_BLOCK_MAX) {

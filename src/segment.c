@@ -429,7 +429,8 @@ static void segment_reclaim(kiln_heap_t *heap, kiln_segment_t *segment) {
   for (size_t i = 0; i < empty_count; i++) kiln_heap_page_free(heap, empty[i]);
 }
 
-static bool segment_try_reclaim(kiln_tld_t *tld, kiln_segment_kind_t kind) {
+/* Take one abandoned segment of `kind` off the process-wide list. */
+static kiln_segment_t *abandoned_pop(kiln_segment_kind_t kind) {
   kiln_segment_lock();
   kiln_segment_t *segment = abandoned[kind].first;
   if (segment != NULL) {
@@ -437,6 +438,11 @@ static bool segment_try_reclaim(kiln_tld_t *tld, kiln_segment_kind_t kind) {
     atomic_fetch_sub_explicit(&abandoned_count, 1, memory_order_relaxed);
   }
   kiln_segment_unlock();
+  return segment;
+}
+
+static bool segment_try_reclaim(kiln_tld_t *tld, kiln_segment_kind_t kind) {
+  kiln_segment_t *segment = abandoned_pop(kind);
   if (segment == NULL) return false;
   segment_reclaim(tld->heap_backing, segment);
   return true;
@@ -446,13 +452,7 @@ size_t kiln_segment_reclaim(kiln_heap_t *heap, size_t max) {
   size_t reclaimed = 0;
   for (int kind = 0; kind < KILN_SEGMENT_HUGE && reclaimed < max; kind++) {
     while (reclaimed < max && atomic_load_explicit(&abandoned_count, memory_order_relaxed) > 0) {
-      kiln_segment_lock();
-      kiln_segment_t *segment = abandoned[kind].first;
-      if (segment != NULL) {
-        segment_queue_remove(&abandoned[kind], segment);
-        atomic_fetch_sub_explicit(&abandoned_count, 1, memory_order_relaxed);
-      }
-      kiln_segment_unlock();
+      kiln_segment_t *segment = abandoned_pop((kiln_segment_kind_t)kind);
       if (segment == NULL) break;
       segment_reclaim(heap, segment);
       reclaimed++;
