@@ -37,7 +37,8 @@
  * 64 KiB small pages hold >= 8 blocks of the largest small size (8 KiB), so a
  * page's bookkeeping is <= 1/8 of its memory; medium pages likewise hold >= 8
  * medium blocks (64 KiB), and a large page (the whole segment) >= 3 blocks of
- * the largest large size (1 MiB).  Larger requests are huge: a segment each. */
+ * the largest large size (256 KiB; 15 of them).  Larger requests are huge:
+ * a mapping each. */
 #define KILN_SEGMENT_SHIFT 22
 #define KILN_SEGMENT_SIZE ((size_t)1 << KILN_SEGMENT_SHIFT)
 #define KILN_SEGMENT_MASK (KILN_SEGMENT_SIZE - 1)
