@@ -79,9 +79,9 @@ bool kiln_limit_reserve(size_t size);
 void kiln_limit_release(size_t size);
 
 /* --- process-wide OS counters (src/stats.c) ------------------------------ */
-void kiln_stats_mapped(size_t mapped, size_t committed);
-void kiln_stats_unmapped(size_t mapped, size_t committed);
-void kiln_stats_committed(size_t size);
-void kiln_stats_decommitted(size_t size);
+/* Address space mapped/unmapped (committed bytes are counted by
+ * kiln_limit_reserve/release). */
+void kiln_stats_mapped(size_t bytes);
+void kiln_stats_unmapped(size_t bytes);
 
 #endif /* KILN_INTERNAL_H */

@@ -67,7 +67,7 @@ void *kiln_os_alloc_aligned(size_t size, size_t alignment) {
   if (alignment <= page) {
     void *p = os_mmap(NULL, size);
     if (p == NULL) { kiln_limit_release(size); return NULL; }
-    kiln_stats_mapped(size, size);
+    kiln_stats_mapped(size);
     return p;
   }
   /* Over-map by `alignment` and trim both ends: the result is aligned and
@@ -79,14 +79,14 @@ void *kiln_os_alloc_aligned(size_t size, size_t alignment) {
   uint8_t *aligned = (uint8_t *)kiln_align_up((uintptr_t)raw, alignment);
   os_munmap(raw, (size_t)(aligned - raw));
   os_munmap(aligned + size, (size_t)(raw + size + alignment - (aligned + size)));
-  kiln_stats_mapped(size, size);
+  kiln_stats_mapped(size);
   return aligned;
 }
 
 void kiln_os_free(void *p, size_t size, size_t committed) {
   if (p == NULL || size == 0) return;
   os_munmap(p, size);
-  kiln_stats_unmapped(size, committed);
+  kiln_stats_unmapped(size);
   kiln_limit_release(committed);
 }
 
@@ -116,7 +116,7 @@ void *kiln_os_remap(void *p, size_t old_size, size_t new_size, size_t alignment)
       return NULL;
     }
   }
-  kiln_stats_mapped(grow, grow);
+  kiln_stats_mapped(grow);
   return q;
 }
 
@@ -126,13 +126,11 @@ void kiln_os_decommit(void *p, size_t size) {
    * pressure, or programs (and the memory-return benchmark) never see it. */
   if (madvise(p, size, MADV_DONTNEED) != 0)
     kiln_fatal("kiln: madvise(%p, %zu, DONTNEED) failed with errno %d", p, size, errno);
-  kiln_stats_decommitted(size);
   kiln_limit_release(size);
 }
 
 bool kiln_os_recommit(size_t size) {
   if (!kiln_limit_reserve(size)) return false;
-  kiln_stats_committed(size);
   return true;
 }
 

@@ -64,17 +64,13 @@ bool kiln_limit_reserve(size_t size) {
 void kiln_limit_release(size_t size) { atomic_fetch_sub_explicit(&committed, size, memory_order_relaxed); }
 
 /* --- OS counters --------------------------------------------------------------- */
-void kiln_stats_mapped(size_t bytes, size_t committed_bytes) {
-  (void)committed_bytes; /* counted by kiln_limit_reserve */
+/* Committed bytes are counted by kiln_limit_reserve/release (the limit's
+ * measure); these count address space. */
+void kiln_stats_mapped(size_t bytes) {
   size_t now = atomic_fetch_add_explicit(&mapped, bytes, memory_order_relaxed) + bytes;
   raise_peak(&mapped_peak, now);
 }
-void kiln_stats_unmapped(size_t bytes, size_t committed_bytes) {
-  (void)committed_bytes;
-  atomic_fetch_sub_explicit(&mapped, bytes, memory_order_relaxed);
-}
-void kiln_stats_committed(size_t size) { (void)size; }
-void kiln_stats_decommitted(size_t size) { (void)size; }
+void kiln_stats_unmapped(size_t bytes) { atomic_fetch_sub_explicit(&mapped, bytes, memory_order_relaxed); }
 
 void kiln_stats_count(kiln_stat_t stat, uint64_t n) {
   atomic_fetch_add_explicit(&events[stat], n, memory_order_relaxed);
