@@ -183,22 +183,25 @@ size_t kiln_stack_frames(kiln_stack_id_t id, const uintptr_t **frames) {
  * lie in [our own frame, stack top), strictly above the previous one: the
  * memory between the current frame and the top of the stack is mapped, so
  * no read can fault, and the walk cannot loop. */
-static kiln_stack_id_t stack_walk(uintptr_t lo, uintptr_t hi);
+static kiln_stack_id_t stack_walk(uintptr_t lo, uintptr_t hi, uintptr_t caller);
 
 /* Under valgrind the walk reads stack slots of frames without a frame
  * pointer, which memcheck would call uninitialised: its error reporting is
  * paused for the walk (the program's own accesses are checked as ever). */
 kiln_stack_id_t kiln_stack_capture(void) {
   uintptr_t lo, hi;
+  /* The stack starts at our caller, whether or not the compiler made the
+   * call to stack_walk a tail call (gcc -O2 does, clang -O0 does not). */
+  uintptr_t caller = (uintptr_t)__builtin_return_address(0);
   if (tl_stack.busy || !kiln_stack_bounds(&lo, &hi)) return 0;
-  if (!kiln_check_config.valgrind) return stack_walk(lo, hi);
+  if (!kiln_check_config.valgrind) return stack_walk(lo, hi, caller);
   VALGRIND_DISABLE_ERROR_REPORTING;
-  kiln_stack_id_t id = stack_walk(lo, hi);
+  kiln_stack_id_t id = stack_walk(lo, hi, caller);
   VALGRIND_ENABLE_ERROR_REPORTING;
   return id;
 }
 
-__attribute__((noinline)) static kiln_stack_id_t stack_walk(uintptr_t lo, uintptr_t hi) {
+__attribute__((noinline)) static kiln_stack_id_t stack_walk(uintptr_t lo, uintptr_t hi, uintptr_t caller) {
   uintptr_t frames[KILN_STACK_DEPTH];
   size_t depth = 0;
   uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
@@ -214,9 +217,13 @@ __attribute__((noinline)) static kiln_stack_id_t stack_walk(uintptr_t lo, uintpt
     if (next <= fp) break;
     fp = next;
   }
-  /* The first frames are Kiln's own (the capture, the hook, the entry
+  /* Drop the frames above kiln_stack_capture's caller (its own, when it
+   * was not a tail call).  The next frames are Kiln's (the hook, the entry
    * point): kept, reports skip every leading Kiln frame by symbol. */
-  return depot_intern(frames, depth);
+  size_t skip = 0;
+  while (skip < depth && frames[skip] != caller) skip++;
+  if (skip == depth) skip = 0;
+  return depot_intern(frames + skip, depth - skip);
 }
 
 /* fork: the depot's chunk lock is a leaf lock, held across fork (the child
