@@ -67,6 +67,18 @@ static void free_from_thread(void **blocks, size_t count) {
   pthread_join(t, NULL);
 }
 
+/* Allocate blocks of `bs` from `heap` until the page of the first one is
+ * full: returns them (kiln_malloc'ed array of *count), the page in *page. */
+static void **fill_first_page(kiln_heap_t *heap, size_t bs, kiln_page_t **page, size_t *count) {
+  void *first = kiln_heap_malloc(heap, bs);
+  *page = page_of(first);
+  *count = (*page)->reserved;
+  void **blocks = kiln_malloc(*count * sizeof *blocks);
+  blocks[0] = first;
+  for (size_t i = 1; i < *count; i++) blocks[i] = kiln_heap_malloc(heap, bs);
+  return blocks;
+}
+
 /* --- the slow path's mechanics ------------------------------------------- */
 
 /* A new heap points every direct slot at the empty page; find_page sets a
@@ -157,12 +169,9 @@ static void test_delayed_free(void **state) {
   const size_t bs = 2048;
   unsigned bin = kiln_bin_of(bs);
   kiln_heap_t *heap = kiln_heap_new();
-  void *first = kiln_heap_malloc(heap, bs);
-  kiln_page_t *page1 = page_of(first);
-  size_t n1 = page1->reserved;
-  void **blocks = kiln_malloc(n1 * sizeof *blocks);
-  blocks[0] = first;
-  for (size_t i = 1; i < n1; i++) blocks[i] = kiln_heap_malloc(heap, bs);
+  kiln_page_t *page1;
+  size_t n1;
+  void **blocks = fill_first_page(heap, bs, &page1, &n1);
   void *other = kiln_heap_malloc(heap, bs); /* moves page1 to full */
   assert_true(page1->flags.x.in_full);
   kiln_stats_t before, after;
@@ -195,12 +204,9 @@ static void test_delayed_free_drained_by_malloc(void **state) {
   (void)state;
   const size_t bs = 4096;
   kiln_heap_t *heap = kiln_heap_new();
-  void *first = kiln_heap_malloc(heap, bs);
-  kiln_page_t *page1 = page_of(first);
-  size_t n1 = page1->reserved;
-  void **blocks = kiln_malloc(n1 * sizeof *blocks);
-  blocks[0] = first;
-  for (size_t i = 1; i < n1; i++) blocks[i] = kiln_heap_malloc(heap, bs);
+  kiln_page_t *page1;
+  size_t n1;
+  void **blocks = fill_first_page(heap, bs, &page1, &n1);
   void *other = kiln_heap_malloc(heap, bs);
   assert_true(page1->flags.x.in_full);
   free_from_thread(&blocks[1], 1);
@@ -222,12 +228,9 @@ static void test_retire(void **state) {
   const size_t bs = 512;
   unsigned bin = kiln_bin_of(bs);
   kiln_heap_t *heap = kiln_heap_new();
-  void *first = kiln_heap_malloc(heap, bs);
-  kiln_page_t *page1 = page_of(first);
-  size_t n1 = page1->reserved;
-  void **blocks = kiln_malloc(n1 * sizeof *blocks);
-  blocks[0] = first;
-  for (size_t i = 1; i < n1; i++) blocks[i] = kiln_heap_malloc(heap, bs);
+  kiln_page_t *page1;
+  size_t n1;
+  void **blocks = fill_first_page(heap, bs, &page1, &n1);
   void *in2 = kiln_heap_malloc(heap, bs);
   kiln_page_t *page2 = page_of(in2);
   assert_int_equal(heap->page_count, 2);
