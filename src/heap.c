@@ -100,10 +100,7 @@ void kiln_heap_page_free(kiln_heap_t *heap, kiln_page_t *page) {
     atomic_store_explicit((_Atomic uint64_t *)&tld->stats.bin_alloc_count[page->bin],
                           tld->stats.bin_alloc_count[page->bin] + handed_out, memory_order_relaxed);
   }
-  size_t area;
-  kiln_segment_page_area(kiln_segment_of(page), page, &area);
   heap->page_count--;
-  heap->page_bytes -= area;
   kiln_check_page_freed(page);
   kiln_segment_page_free(tld, page);
 }
@@ -126,10 +123,7 @@ bool kiln_heap_adopt_page(kiln_heap_t *heap, kiln_page_t *page) {
   page->used_accounted = page->used; /* already counted by the abandoning thread */
   kiln_queue_push_back(&heap->pages[page->bin], page);
   if (heap->pages[page->bin].first == page) kiln_heap_update_direct(heap, page->bin);
-  size_t area;
-  kiln_segment_page_area(kiln_segment_of(page), page, &area);
   heap->page_count++;
-  heap->page_bytes += area;
   return page->used == 0;
 }
 
@@ -141,10 +135,7 @@ static kiln_page_t *heap_fresh_page(kiln_heap_t *heap, unsigned bin) {
   kiln_page_init(heap, page, bin, kiln_bin_size[bin]);
   if (heap->limit != 0) page->flags.x.accounted = 1;
   kiln_check_page_init(heap, page);
-  size_t area;
-  kiln_segment_page_area(kiln_segment_of(page), page, &area);
   heap->page_count++;
-  heap->page_bytes += area;
   kiln_queue_push_front(&heap->pages[bin], page);
   return page;
 }
@@ -352,10 +343,7 @@ static void visit_abandon(kiln_heap_t *heap, kiln_page_t *page) {
   kiln_queue_remove(page_queue_of(heap, page), page);
   page->flags.x.in_full = 0;
   kiln_stats_page_used(page);
-  size_t area;
-  kiln_segment_page_area(kiln_segment_of(page), page, &area);
   heap->page_count--;
-  heap->page_bytes -= area;
   /* Release: the reclaiming thread's acquire of thread_id (after taking the
    * segment lock) orders everything before this. */
   atomic_store_explicit(&page->xheap, NULL, memory_order_release);

@@ -243,7 +243,6 @@ void *kiln_huge_alloc(kiln_heap_t *owner, size_t size, size_t alignment, bool ze
   }
   size_t mapped = segment->mapped_size;
   memset(segment, 0, sizeof(kiln_segment_t) + sizeof(kiln_page_t));
-  segment->cookie = kiln_segment_cookie(segment);
   segment->mapped_size = mapped;
   segment->header_size = (size_t)(block - (uint8_t *)segment);
   segment->kind = KILN_SEGMENT_HUGE;
@@ -308,7 +307,6 @@ void *kiln_huge_grow(kiln_segment_t *segment, void *p, size_t size) {
     moved = segment; /* untouched: put it back */
   } else {
     moved->mapped_size = new_size;
-    moved->cookie = kiln_segment_cookie(moved);
     moved->pages[0].start = (uint8_t *)moved + offset;
     moved->pages[0].block_size = new_size - offset;
     kiln_stats_huge_bytes((long long)(new_size - old_size));

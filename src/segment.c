@@ -35,24 +35,9 @@ static cache_entry_t segment_cache[SEGMENT_CACHE_MAX];
 static size_t segment_cache_count;
 static _Atomic size_t segment_cache_committed; /* entries not yet decommitted */
 
-static uint64_t segment_secret;
-
 void kiln_segment_lock(void) { pthread_mutex_lock(&segment_mutex); }
 void kiln_segment_unlock(void) { pthread_mutex_unlock(&segment_mutex); }
 
-uint64_t kiln_segment_cookie(const kiln_segment_t *segment) {
-  uint64_t secret = __atomic_load_n(&segment_secret, __ATOMIC_RELAXED);
-  if (secret == 0) {
-    /* First use: racing threads may each draw one; the first store wins. */
-    uint64_t mine;
-    kiln_os_random(&mine, sizeof mine);
-    mine |= 1u;
-    if (!__atomic_compare_exchange_n(&segment_secret, &secret, mine, false, __ATOMIC_RELAXED, __ATOMIC_RELAXED))
-      mine = secret;
-    secret = mine;
-  }
-  return (uint64_t)(uintptr_t)segment ^ secret;
-}
 
 /* --- the process-wide list (caller holds the lock) ------------------------ */
 static void all_list_add(kiln_segment_t *segment) {
@@ -123,7 +108,6 @@ static void segment_init(kiln_segment_t *segment, kiln_tld_t *tld, kiln_segment_
   uint32_t shift = kind_page_shift(kind);
   uint32_t count = (uint32_t)(KILN_SEGMENT_SIZE >> shift);
   memset(segment, 0, sizeof(kiln_segment_t) + count * sizeof(kiln_page_t));
-  segment->cookie = kiln_segment_cookie(segment);
   segment->mapped_size = KILN_SEGMENT_SIZE;
   segment->header_size = header_size_for(count);
   segment->kind = kind;
@@ -135,7 +119,6 @@ static void segment_init(kiln_segment_t *segment, kiln_tld_t *tld, kiln_segment_
     segment->pages[i].page_index = i;
     segment->pages[i].is_committed = pages_committed;
   }
-  tld->segment_count++;
 }
 
 /* Bytes of the segment that are committed (header + committed page areas). */
@@ -247,7 +230,6 @@ static void segment_free(kiln_tld_t *tld, kiln_segment_t *segment) {
       page->in_purge_queue = false;
     }
   }
-  tld->segment_count--;
   kiln_segment_map_set((uintptr_t)segment, KILN_CHUNK_NONE);
   atomic_store_explicit(&segment->thread_id, 0, memory_order_relaxed);
   size_t cache_max = (size_t)kiln_option(KILN_OPTION_SEGMENT_CACHE);
@@ -387,7 +369,6 @@ static void segment_maybe_abandon(kiln_tld_t *tld, kiln_segment_t *segment) {
     kiln_os_decommit(area, size);
     free_page->is_committed = false;
   }
-  tld->segment_count--;
   segment->tld = NULL;
   kiln_segment_lock();
   /* Release (via the unlock): the reclaiming thread, which takes the lock,
@@ -410,7 +391,6 @@ static void segment_reclaim(kiln_heap_t *heap, kiln_segment_t *segment) {
   segment->tld = tld;
   segment->abandoned_pages = 0;
   atomic_store_explicit(&segment->thread_id, tld->thread_id, memory_order_release);
-  tld->segment_count++;
   kiln_stats_count(KILN_STAT_SEGMENTS_RECLAIMED, 1);
   /* Put it in the free queue first: adopting may free pages, and a segment
    * whose pages all turn out free is released by kiln_segment_page_free. */

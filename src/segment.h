@@ -69,7 +69,5 @@ void kiln_segment_unlock(void);
 typedef void kiln_segment_visitor(kiln_segment_t *segment, void *arg);
 void kiln_segment_visit_all(kiln_segment_visitor *visit, void *arg);
 
-/* The segment header's validation cookie. */
-uint64_t kiln_segment_cookie(const kiln_segment_t *segment);
 
 #endif /* KILN_SEGMENT_H */

@@ -142,7 +142,6 @@ typedef enum kiln_segment_kind_e {
  *   thread_id == 0 and used_pages > 0 (then abandoned_pages == used_pages).
  *   A segment's address is a multiple of KILN_SEGMENT_SIZE. */
 struct kiln_segment_s {
-  uint64_t cookie;                 /* segment address ^ process secret: validates the header */
   size_t mapped_size;              /* bytes mapped (a multiple of KILN_SEGMENT_SIZE) */
   size_t header_size;              /* bytes before page 0's blocks */
   kiln_segment_kind_t kind;
@@ -156,7 +155,6 @@ struct kiln_segment_s {
   kiln_segment_t *all_next, *all_prev; /* in the process-wide list of segments (stats, collect) */
   bool in_free_queue;              /* in tld's free-page queue */
   kiln_heap_t *huge_heap;          /* huge segment of a first-class heap (linked by next/prev), else NULL */
-  uint64_t cached_at;              /* in the segment cache: when (ms) it got there */
   kiln_page_t pages[];             /* page_count entries */
 };
 
@@ -188,7 +186,6 @@ struct kiln_heap_s {
   size_t page_count;                            /* pages in the queues */
   size_t limit;                                 /* bytes of blocks the heap may have allocated (0 = none) */
   size_t allocated;                             /* with a limit: bytes of blocks allocated (exact, owner only) */
-  size_t page_bytes;                            /* bytes of pages it holds */
   uint64_t random;                              /* xorshift state (hardened mode page keys) */
   bool secure;                                  /* hardened mode: pages get a free-list key */
   kiln_heap_t *next;                            /* in the tld's list of heaps */
@@ -217,10 +214,8 @@ struct kiln_tld_s {
   uint64_t next_collect;                /* ms: when the heartbeat next collects every page */
   uint32_t heartbeat;                   /* slow-path events since the last clock read */
   bool in_heartbeat;                    /* guards against re-entry from the frees it runs */
-  size_t segment_count;
   kiln_tld_stats_t stats;
   struct kiln_thread_s *thread_next;    /* in the process-wide list of thread records */
-  bool is_dead;                         /* thread exited; record waits for reuse */
 };
 
 #endif /* KILN_TYPES_H */
