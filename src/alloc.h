@@ -4,7 +4,9 @@
 #ifndef KILN_ALLOC_H
 #define KILN_ALLOC_H
 
+#include "check.h"
 #include "heap.h"
+#include "page.h"
 #include "ptr.h"
 
 /* Slow paths (free.c). */
@@ -21,8 +23,10 @@ void kiln_free_local(kiln_heap_t *heap, kiln_page_t *page, kiln_block_t *block);
  * block of the page. */
 kiln_block_t *kiln_page_block_of(kiln_page_t *page, const void *p);
 
-/* Take the first free block (page->free != NULL). */
+/* Take the first free block (page->free != NULL).  A hardened page (key set,
+ * in the same cache line) decodes and validates the link out of line. */
 kiln_inline void *kiln_page_pop(kiln_page_t *page) {
+  if (kiln_unlikely(page->key != 0)) return kiln_page_pop_keyed(page);
   kiln_block_t *block = page->free;
   page->free = block->next;
   page->used++;
@@ -40,7 +44,8 @@ kiln_inline void *kiln_malloc_inline(size_t size) {
 }
 
 /* free: segment by bitmap and mask -> page by index -> if we own it and it
- * is a plain page and p starts a carved block, push on local_free.  (This is
+ * is a plain page and p starts a carved block, push on local_free; the same
+ * on a hardened page goes to secure.c, the rest to free.c.  (This is
  * kiln_segment_of unrolled, so the rare cases leave in one branch; a NULL p
  * falls in chunk 0, which is never a segment.) */
 kiln_inline void kiln_free_inline(void *p) {
@@ -48,15 +53,17 @@ kiln_inline void kiln_free_inline(void *p) {
   if (kiln_likely(chunk < KILN_MAP_CHUNKS && kiln_map_test(kiln_segment_start_map, chunk))) {
     kiln_segment_t *segment = (kiln_segment_t *)((uintptr_t)p & ~(uintptr_t)KILN_SEGMENT_MASK);
     kiln_page_t *page = kiln_segment_page_of_valid(segment, p);
-    if (kiln_likely(atomic_load_explicit(&segment->thread_id, memory_order_relaxed) == kiln_thread_id() &&
-                    page->flags.all == 0 && kiln_page_block_index(page, p) < page->capacity)) {
+    bool owned = atomic_load_explicit(&segment->thread_id, memory_order_relaxed) == kiln_thread_id();
+    bool starts_block = kiln_page_block_index(page, p) < page->capacity;
+    if (kiln_likely(owned && page->flags.all == 0 && starts_block)) {
       kiln_block_t *block = (kiln_block_t *)p;
       block->next = page->local_free;
       page->local_free = block;
       if (kiln_unlikely(--page->used == 0)) kiln_free_retire(page);
       return;
     }
-    kiln_free_generic(segment, page, p);
+    if (owned && starts_block && page->key != 0) kiln_secure_free_owned(page, (kiln_block_t *)p);
+    else kiln_free_generic(segment, page, p);
     return;
   }
   kiln_free_rare(p);

@@ -55,6 +55,7 @@
 #endif
 
 bool kiln_check_mode;
+bool kiln_check_tracks_blocks;
 kiln_check_config_t kiln_check_config;
 #define cfg kiln_check_config
 
@@ -135,6 +136,7 @@ void kiln_check_init(void) {
     }
   }
   kiln_check_mode = cfg.check || cfg.secure;
+  kiln_check_tracks_blocks = cfg.check;
 }
 
 /* Fork handlers: registered from a constructor, once libc is fully up

@@ -1,14 +1,20 @@
-/* check.h — hooks of the checking mode (KILN_CHECK, src/check.c) into the
- * core.  When the mode is off, kiln_check_enabled() is one load of a flag
- * that never changes after start-up, tested only on slow paths: the checked
- * pages carry a flag that diverts their frees, and checked heaps keep their
- * direct slots empty, so the fast paths themselves test nothing. */
+/* check.h — hooks of the checking and hardened modes (KILN_CHECK and
+ * KILN_SECURE, src/check.c and src/secure.c) into the core.  When both are
+ * off, kiln_check_enabled() is one load of a flag that never changes after
+ * start-up, tested only on slow paths: the checked pages carry a flag that
+ * diverts their frees, and checking heaps keep their direct slots empty, so
+ * the fast paths themselves test nothing (but a hardened page's key, which
+ * shares the first cache line with its free list). */
 #ifndef KILN_CHECK_H
 #define KILN_CHECK_H
 
 #include "types.h"
 
 extern bool kiln_check_mode;
+/* The checking mode proper (every block recorded, KILN_CHECK): heaps keep
+ * their direct slots empty so that every malloc reaches kiln_check_malloc.
+ * The hardened mode alone keeps them: its pages are keyed instead. */
+extern bool kiln_check_tracks_blocks;
 
 /* page->flags.x.has_aligned on the checking mode's pages: the program's
  * pointer sits a front canary into its block, so kiln_page_block_of maps any
@@ -36,6 +42,9 @@ size_t kiln_check_usable_size(kiln_page_t *page, kiln_block_t *block, size_t usa
 /* realloc within the block's usable size: update the recorded size and
  * canary; false if it must move. */
 bool kiln_check_resize_in_place(kiln_page_t *page, kiln_block_t *block, const void *p, size_t size);
+/* Hardened mode: the owner frees a block start of one of its keyed pages
+ * (the common free; src/secure.c). */
+void kiln_secure_free_owned(kiln_page_t *page, kiln_block_t *block);
 /* Leak report at exit. */
 void kiln_check_at_exit(void);
 

@@ -38,9 +38,12 @@ kiln_noinline void kiln_free_rare(void *p) {
 }
 
 kiln_cold void kiln_free_retire(kiln_page_t *page) {
+  /* The heartbeat after (it may free the page), and only when a page went:
+   * a loop that mallocs and frees one block empties its page every time
+   * (and the page stays, as the only one of its bin). */
+  if (kiln_page_alone_in_bin(page)) return;
   kiln_heap_t *heap = atomic_load_explicit(&page->xheap, memory_order_relaxed);
-  kiln_heap_page_retire(heap, page);
-  kiln_heap_heartbeat(heap); /* after: it may free the page */
+  if (kiln_heap_page_retire(heap, page)) kiln_heap_heartbeat(heap);
 }
 
 void kiln_free_local(kiln_heap_t *heap, kiln_page_t *page, kiln_block_t *block) {

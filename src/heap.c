@@ -31,11 +31,11 @@ void kiln_heap_setup(kiln_heap_t *heap, kiln_tld_t *tld, bool first_class) {
   heap->tld = tld;
   heap->thread_id = tld->thread_id;
   heap->is_first_class = first_class;
-  heap->no_direct = kiln_check_enabled();
+  heap->no_direct = kiln_check_tracks_blocks;
   for (size_t i = 0; i < KILN_DIRECT_SLOTS; i++) heap->pages_direct[i] = &kiln_page_empty;
   for (unsigned bin = 1; bin < KILN_BIN_COUNT; bin++) heap->pages[bin].block_size = kiln_bin_size[bin];
-  /* The hardened mode rides on the checking hooks (direct slots empty,
-   * pages flagged), which keyed free lists require. */
+  /* Hardened mode: the pages get keys (kiln_page_init) and the checking
+   * hooks' page flag (their frees go to secure.c). */
   heap->secure = kiln_check_enabled() && kiln_option(KILN_OPTION_SECURE) != 0;
   kiln_os_random(&heap->random, sizeof heap->random);
   heap->random |= 1;
@@ -105,12 +105,12 @@ void kiln_heap_page_free(kiln_heap_t *heap, kiln_page_t *page) {
   kiln_segment_page_free(tld, page);
 }
 
-void kiln_heap_page_retire(kiln_heap_t *heap, kiln_page_t *page) {
+bool kiln_heap_page_retire(kiln_heap_t *heap, kiln_page_t *page) {
   /* Keep the only page of a bin: a loop that allocates and frees one block
    * would otherwise map and release a page on every iteration. */
-  kiln_page_queue_t *queue = &heap->pages[page->bin];
-  if (!page->flags.x.in_full && queue->first == page && page->next == NULL) return;
+  if (kiln_page_alone_in_bin(page)) return false;
   kiln_heap_page_free(heap, page);
+  return true;
 }
 
 bool kiln_heap_adopt_page(kiln_heap_t *heap, kiln_page_t *page) {
@@ -135,6 +135,7 @@ static kiln_page_t *heap_fresh_page(kiln_heap_t *heap, unsigned bin) {
   kiln_page_init(heap, page, bin, kiln_bin_size[bin]);
   if (heap->limit != 0) page->flags.x.accounted = 1;
   kiln_check_page_init(heap, page);
+  kiln_page_extend(page);
   heap->page_count++;
   kiln_queue_push_front(&heap->pages[bin], page);
   return page;
@@ -207,7 +208,6 @@ static bool heap_limit_admits(kiln_heap_t *heap, size_t bytes) {
 
 static void *heap_pop(kiln_heap_t *heap, kiln_page_t *page) {
   if (kiln_unlikely(page->flags.x.accounted)) heap->allocated += page->block_size;
-  if (kiln_unlikely(page->key != 0)) return kiln_page_pop_checked(page);
   return kiln_page_pop(page);
 }
 
@@ -221,7 +221,7 @@ void kiln_heap_limit_set(kiln_heap_t *heap, size_t bytes) {
     }
   heap->limit = bytes;
   heap->allocated = allocated;
-  heap->no_direct = bytes != 0 || kiln_check_enabled();
+  heap->no_direct = bytes != 0 || kiln_check_tracks_blocks;
   for (size_t i = 0; i < KILN_DIRECT_SLOTS; i++) heap->pages_direct[i] = &kiln_page_empty;
   for (unsigned bin = 1; bin < KILN_BIN_COUNT; bin++) kiln_heap_update_direct(heap, bin);
 }

@@ -42,7 +42,14 @@ void kiln_heap_update_direct(kiln_heap_t *heap, unsigned bin);
 /* A page became full/non-full or empty (owner). */
 void kiln_heap_page_to_full(kiln_heap_t *heap, kiln_page_t *page);
 void kiln_heap_page_unfull(kiln_heap_t *heap, kiln_page_t *page);
-void kiln_heap_page_retire(kiln_heap_t *heap, kiln_page_t *page);
+/* Whether the page is the only one in its bin's queue (queues are doubly
+ * linked, so a page with no neighbours is alone in its queue; not in_full
+ * says that queue is its bin's). */
+kiln_inline bool kiln_page_alone_in_bin(const kiln_page_t *page) {
+  return page->next == NULL && page->prev == NULL && !page->flags.x.in_full;
+}
+/* An empty page: freed (true), or kept as the only page of its bin. */
+bool kiln_heap_page_retire(kiln_heap_t *heap, kiln_page_t *page);
 void kiln_heap_page_free(kiln_heap_t *heap, kiln_page_t *page);
 /* Take an abandoned page into the heap (reclaim); true if all its blocks
  * turned out free (the caller then frees it with kiln_heap_page_free). */

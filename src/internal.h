@@ -36,6 +36,23 @@ kiln_inline uintptr_t kiln_align_down(uintptr_t x, uintptr_t alignment) {
 }
 kiln_inline bool kiln_is_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
+/* xorshift64 (Marsaglia 2003): a fast, non-cryptographic step for the
+ * hardened mode's page keys and shuffles, from a getrandom seed (never 0). */
+kiln_inline uint64_t kiln_random_next(uint64_t *state) {
+  uint64_t x = *state;
+  x ^= x << 13;
+  x ^= x >> 7;
+  x ^= x << 17;
+  return *state = x;
+}
+
+/* A value in [0, n) from a random 64-bit x, by multiply-high instead of a
+ * division (Lemire, "Fast Random Integer Generation in an Interval", 2019;
+ * the slight bias is harmless here). */
+kiln_inline size_t kiln_random_below(uint64_t x, size_t n) {
+  return (size_t)(((unsigned __int128)x * n) >> 64);
+}
+
 /* --- messages (src/message.c): formatted without malloc or stdio ---------
  * Supported conversions: %s %c %d %i %u %x %p %zu %zx %zd %lu %lld %llu %%. */
 void kiln_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -39,15 +39,9 @@ void kiln_page_init(kiln_heap_t *heap, kiln_page_t *page, unsigned bin, size_t b
   page->flags.all = 0;
   page->key = 0;
   if (heap->secure) {
-    /* xorshift64 from a random seed; the low 4 bits stay 0 so a decoded
-     * link to a block keeps its 16-byte alignment only when it is genuine
-     * xor-wise, and | 16 keeps the key non-zero. */
-    uint64_t x = heap->random;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    heap->random = x;
-    page->key = (uintptr_t)(x & ~(uint64_t)15) | 16;
+    /* The low 4 bits stay 0, so a genuine link decodes to a 16-byte aligned
+     * block, and | 16 keeps the key non-zero. */
+    page->key = (uintptr_t)(kiln_random_next(&heap->random) & ~(uint64_t)15) | 16;
     page->flags.x.checked = 1;
   }
   page_set_divisor(page, block_size);
@@ -55,23 +49,64 @@ void kiln_page_init(kiln_heap_t *heap, kiln_page_t *page, unsigned bin, size_t b
   /* Release: a remote thread that later reads xheap (in DELAYED_FREEING)
    * sees a fully set-up heap. */
   atomic_store_explicit(&page->xheap, heap, memory_order_release);
-  kiln_page_extend(page);
+}
+
+/* Hardened mode: a batch is linked in a random order, so consecutive mallocs
+ * do not hand out neighbouring blocks (heap grooming for an overflow into a
+ * chosen victim gets harder).  The batch is larger than the plain one, for
+ * more randomness, but still lazy: a fresh page is not touched in full.
+ * (Ideas: mimalloc's secure-mode extension, hardened_malloc's random slots.) */
+#define PAGE_SHUFFLE_BYTES ((size_t)16384)
+#define PAGE_SHUFFLE_MIN_BLOCKS 16
+#define PAGE_SHUFFLE_MAX_BLOCKS 256
+
+static size_t page_extend_count(const kiln_page_t *page) {
+  bool keyed = page->key != 0;
+  size_t count = (keyed ? PAGE_SHUFFLE_BYTES : KILN_PAGE_EXTEND_BYTES) / page->block_size;
+  size_t min = keyed ? PAGE_SHUFFLE_MIN_BLOCKS : KILN_PAGE_EXTEND_MIN_BLOCKS;
+  if (count < min) count = min;
+  if (keyed && count > PAGE_SHUFFLE_MAX_BLOCKS) count = PAGE_SHUFFLE_MAX_BLOCKS;
+  if (count > (size_t)(page->reserved - page->capacity)) count = page->reserved - page->capacity;
+  return count;
+}
+
+/* Link `count` blocks from `first` in a random order (Fisher-Yates) in
+ * front of page->free. */
+static void page_link_shuffled(kiln_page_t *page, uint8_t *first, size_t count) {
+  uint16_t order[PAGE_SHUFFLE_MAX_BLOCKS];
+  kiln_heap_t *heap = atomic_load_explicit(&page->xheap, memory_order_relaxed);
+  for (size_t i = 0; i < count; i++) order[i] = (uint16_t)i;
+  for (size_t i = count - 1; i > 0; i--) {
+    size_t j = kiln_random_below(kiln_random_next(&heap->random), i + 1);
+    uint16_t t = order[i];
+    order[i] = order[j];
+    order[j] = t;
+  }
+  kiln_block_t *next = page->free;
+  for (size_t i = count; i-- > 0;) {
+    kiln_block_t *block = (kiln_block_t *)(first + (size_t)order[i] * page->block_size);
+    kiln_block_set_next(page, block, next);
+    next = block;
+  }
+  page->free = next;
 }
 
 void kiln_page_extend(kiln_page_t *page) {
   if (page->capacity >= page->reserved) return;
   size_t block_size = page->block_size;
-  size_t count = KILN_PAGE_EXTEND_BYTES / block_size;
-  if (count < KILN_PAGE_EXTEND_MIN_BLOCKS) count = KILN_PAGE_EXTEND_MIN_BLOCKS;
-  if (count > (size_t)(page->reserved - page->capacity)) count = page->reserved - page->capacity;
+  size_t count = page_extend_count(page);
   uint8_t *first = page->start + (size_t)page->capacity * block_size;
-  /* Link the new blocks in address order, the last one to the current free
-   * list (empty when called from the slow path). */
-  uint8_t *p = first;
-  for (size_t i = 0; i + 1 < count; i++, p += block_size)
-    kiln_block_set_next(page, (kiln_block_t *)p, (kiln_block_t *)(p + block_size));
-  kiln_block_set_next(page, (kiln_block_t *)p, page->free);
-  page->free = (kiln_block_t *)first;
+  if (page->key != 0) {
+    page_link_shuffled(page, first, count);
+  } else {
+    /* Link the new blocks in address order, the last one to the current
+     * free list (empty when called from the slow path). */
+    uint8_t *p = first;
+    for (size_t i = 0; i + 1 < count; i++, p += block_size)
+      ((kiln_block_t *)p)->next = (kiln_block_t *)(p + block_size);
+    ((kiln_block_t *)p)->next = page->free;
+    page->free = (kiln_block_t *)first;
+  }
   /* Relaxed atomic store: other threads read capacity (remote free,
    * usable size, statistics) while the owner extends; any value they see is
    * one the page has had, and blocks they hold were carved before. */
@@ -185,7 +220,7 @@ void kiln_page_free_mt(kiln_page_t *page, kiln_block_t *block) {
                                                   memory_order_relaxed));
 }
 
-void *kiln_page_pop_checked(kiln_page_t *page) {
+void *kiln_page_pop_keyed(kiln_page_t *page) {
   kiln_block_t *block = page->free;
   kiln_block_t *next = kiln_block_next(page, block);
   if (next != NULL && kiln_page_block_index(page, next) >= page->capacity)
@@ -194,6 +229,7 @@ void *kiln_page_pop_checked(kiln_page_t *page) {
                (void *)block, page->block_size, (void *)page->start, (void *)next);
   page->free = next;
   page->used++;
+  block->next = NULL;
   return block;
 }
 

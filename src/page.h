@@ -12,7 +12,8 @@
 #include "types.h"
 
 /* Set a fresh page (from kiln_segment_page_alloc) up for `bin` in `heap`:
- * block size, capacity, the first batch of the free list. */
+ * block size, reserved blocks, key; its free list is empty until the caller
+ * extends it (after the modes' hooks, which may lower `reserved`). */
 void kiln_page_init(kiln_heap_t *heap, kiln_page_t *page, unsigned bin, size_t block_size);
 /* Carve more blocks into an empty `free` list (up to KILN_PAGE_EXTEND_BYTES). */
 void kiln_page_extend(kiln_page_t *page);
@@ -23,9 +24,9 @@ size_t kiln_page_collect(kiln_page_t *page);
 /* Free-list links.  In the hardened mode a page has a random key and every
  * `next` of its lists is stored xor the key, so a link overwritten by a
  * use-after-free or an overflow decodes to an address outside the page,
- * which kiln_page_pop_checked detects.  Plain pages have key 0 (these are
- * then plain loads and stores) and never leave the fast paths for this;
- * keyed pages never enter the fast paths (no direct slot, a page flag). */
+ * which kiln_page_pop_keyed detects.  Plain pages have key 0: these are then
+ * plain loads and stores, and the fast paths test the key (it shares the
+ * first cache line with `free`) only to branch to the keyed pop. */
 kiln_inline kiln_block_t *kiln_block_next(const kiln_page_t *page, const kiln_block_t *block) {
   return (kiln_block_t *)((uintptr_t)block->next ^ page->key);
 }
@@ -33,8 +34,10 @@ kiln_inline void kiln_block_set_next(const kiln_page_t *page, kiln_block_t *bloc
   block->next = (kiln_block_t *)((uintptr_t)next ^ page->key);
 }
 
-/* Pop from a keyed page, validating the decoded link (hardened mode). */
-void *kiln_page_pop_checked(kiln_page_t *page);
+/* Pop from a keyed page (hardened mode): validate the decoded link, and
+ * clear the block's link word, so a live block never holds a valid encoded
+ * link (which the O(1) double-free test in secure.c relies on). */
+void *kiln_page_pop_keyed(kiln_page_t *page);
 
 kiln_inline kiln_block_t *kiln_thread_free_ptr(uintptr_t tf) { return (kiln_block_t *)(tf & ~(uintptr_t)3); }
 kiln_inline kiln_delayed_t kiln_thread_free_state(uintptr_t tf) { return (kiln_delayed_t)(tf & 3); }

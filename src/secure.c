@@ -22,11 +22,12 @@
  *     message instead of being ignored.  Stops: House-of-Spirit style frees
  *     of forged chunks.  (Free of Kiln-unknown pointers never touched Kiln's
  *     heap anyway, thanks to the segment map; now it is also not silent.)
- *   Randomised allocation order in fresh pages.  A new page's free list is a
- *     random permutation of all its blocks instead of address order.  Stops:
- *     heap feng shui / grooming that relies on consecutive mallocs returning
- *     adjacent blocks (overflowing from a controlled block into a chosen
- *     victim).  Price: a fresh page is touched in full at once.
+ *   Randomised allocation order.  A page carves its blocks in batches of
+ *     16 to 256 blocks (up to 16 KiB; page.c), each linked in a random order
+ *     instead of address order.  Stops: heap feng shui / grooming that relies
+ *     on consecutive mallocs returning adjacent blocks (overflowing from a
+ *     controlled block into a chosen victim).  The batches stay lazy, so a
+ *     fresh page is not touched in full.
  *   Guard pages.  The last OS page of every segment is PROT_NONE (the last
  *     page of blocks gives up the room), and a huge block is followed by a
  *     PROT_NONE page right after its last page.  Stops: linear overflows
@@ -37,11 +38,12 @@
  *     page metadata, and a free block holds only its (encoded) `next` link.
  *     Stops: overflows that rewrite size/flags headers next to user data
  *     (the glibc unlink family).
- *   Zero on free for blocks up to ZERO_MAX bytes.  Stops: information leaks
- *     of freed secrets through uninitialised reads of a later block, and makes
- *     use-after-free reads see zeros (NULL function pointers crash instead of
- *     jumping to attacker data).  Larger blocks are not zeroed (the cost
- *     would be a memset of up to 1 MiB per free).
+ *   Zero on free for blocks up to ZERO_MAX (128) bytes.  Stops: information
+ *     leaks of freed secrets through uninitialised reads of a later block, and
+ *     makes use-after-free reads see zeros (NULL function pointers crash
+ *     instead of jumping to attacker data).  Larger blocks are not zeroed:
+ *     the cost grows with the size (zeroing up to 1 KiB made larson 20 %
+ *     slower), and small blocks are where the structures with pointers live.
  *   free_sized with a size larger than the block aborts.
  *
  *   Free-list links encoded with a per-page secret (the core: page->key,
@@ -49,11 +51,13 @@
  *     use after free or an overflow into a freed block steering malloc to an
  *     address of the attacker's choice (tcache/fastbin poisoning).
  *
- * How it hooks in: the hardened mode sets kiln_check_mode like the checking
- * mode, so heaps keep their direct slots empty (every malloc reaches
- * kiln_check_malloc -> kiln_secure_malloc, which clears the block's link
- * word; the core pops keyed pages with kiln_page_pop_checked) and pages
- * carry flags.x.checked (every free reaches kiln_secure_free).
+ * How it hooks in: pages of a hardened heap have a key (page.h), which sends
+ * the malloc fast path to kiln_page_pop_keyed (validate the link, clear the
+ * block's link word), and flags.x.checked, which sends every free out of the
+ * inline fast path: the owner's frees of block starts to
+ * kiln_secure_free_owned, the rest through the generic path to
+ * kiln_secure_free.  The hardened mode also sets kiln_check_mode, so mallocs
+ * that miss the fast path reach kiln_secure_malloc (guards of huge blocks).
  */
 #include <string.h>
 
@@ -64,9 +68,8 @@
 #include "page.h"
 #include "segment.h"
 
-/* Zeroing up to 1 KiB costs at most a few dozen nanoseconds per free, about
- * what the free itself costs; above that the cost grows with the size. */
-#define ZERO_MAX ((size_t)1024)
+/* Up to 128 bytes, zeroing is a few inline stores (zero_block). */
+#define ZERO_MAX ((size_t)128)
 
 /* --- double free ----------------------------------------------------------------------
  * Is `block` on one of the page's free lists?  Only asked when its first
@@ -85,14 +88,33 @@ static bool list_contains(const kiln_page_t *page, const kiln_block_t *list, con
   return false;
 }
 
-static bool is_free_block(kiln_page_t *page, kiln_block_t *block) {
+/* Does the block's first word decode like a link (NULL or a carved block of
+ * the page)?  Program data does so only by chance (~2^-40, the key is
+ * random), so this O(1) test clears almost every free. */
+kiln_inline bool looks_free(const kiln_page_t *page, const kiln_block_t *block) {
   kiln_block_t *next = kiln_block_next(page, block);
-  if (next != NULL && kiln_page_block_index(page, next) >= __atomic_load_n(&page->capacity, __ATOMIC_RELAXED))
-    return false; /* program data: the common, O(1) case */
+  return next == NULL || kiln_page_block_index(page, next) < __atomic_load_n(&page->capacity, __ATOMIC_RELAXED);
+}
+
+static kiln_noinline bool on_free_lists(kiln_page_t *page, kiln_block_t *block) {
   uintptr_t tf = atomic_load_explicit(&page->xthread_free, memory_order_acquire);
   return list_contains(page, __atomic_load_n(&page->free, __ATOMIC_RELAXED), block) ||
          list_contains(page, __atomic_load_n(&page->local_free, __ATOMIC_RELAXED), block) ||
          list_contains(page, kiln_thread_free_ptr(tf), block);
+}
+
+kiln_inline bool is_free_block(kiln_page_t *page, kiln_block_t *block) {
+  return kiln_unlikely(looks_free(page, block)) && on_free_lists(page, block);
+}
+
+/* Zero a freed block (size <= ZERO_MAX): inline 16-byte stores, cheaper
+ * than a call to memset at these sizes. */
+kiln_inline void zero_block(kiln_block_t *block, size_t size) {
+  uint64_t *w = (uint64_t *)block;
+  for (size_t i = 0; i < size / 8; i += 2) {
+    w[i] = 0;
+    w[i + 1] = 0;
+  }
 }
 
 /* --- huge blocks: a guard page after the block -------------------------------------- */
@@ -127,12 +149,34 @@ void *kiln_secure_malloc(kiln_heap_t *heap, size_t size, size_t alignment, bool 
   uint8_t *p = alignment <= 16 ? kiln_heap_malloc_core(heap, request, zero)
                                : kiln_heap_malloc_aligned_core(heap, request, alignment, zero);
   if (p == NULL) return NULL;
+  /* A block of a keyed page had its link word cleared by the pop
+   * (kiln_page_pop_keyed); a huge block gets its guard. */
   kiln_segment_t *segment = kiln_segment_of(p);
-  kiln_page_t *page = kiln_segment_page_of(segment, p);
-  kiln_block_t *block = kiln_page_block_of(page, p);
-  if (segment->kind == KILN_SEGMENT_HUGE) huge_guard(segment, page, p, size);
-  else block->next = NULL; /* no stale link left in a live block (see is_free_block) */
+  if (segment->kind == KILN_SEGMENT_HUGE) huge_guard(segment, &segment->pages[0], p, size);
   return p;
+}
+
+static kiln_cold void report_double_free(const void *p, size_t usable) {
+  kiln_report_begin();
+  kiln_message("kiln: double free of %p (%zu-byte block, already free)", p, usable);
+  kiln_report_end();
+}
+
+void kiln_secure_free_owned(kiln_page_t *page, kiln_block_t *block) {
+  if (is_free_block(page, block)) {
+    report_double_free(block, page->block_size);
+    return;
+  }
+  size_t size = page->block_size;
+  if (size <= ZERO_MAX) zero_block(block, size);
+  if (kiln_likely(page->flags.all == KILN_PAGE_FLAGS_KEYED)) {
+    /* As the plain fast path (alloc.h), with the link encoded. */
+    kiln_block_set_next(page, block, page->local_free);
+    page->local_free = block;
+    if (kiln_unlikely(--page->used == 0)) kiln_free_retire(page);
+    return;
+  }
+  kiln_free_local(atomic_load_explicit(&page->xheap, memory_order_relaxed), page, block);
 }
 
 bool kiln_secure_free(kiln_page_t *page, kiln_block_t *block, const void *p, size_t size_hint,
@@ -140,9 +184,7 @@ bool kiln_secure_free(kiln_page_t *page, kiln_block_t *block, const void *p, siz
   (void)alignment_hint;
   size_t usable = page->block_size - (size_t)((const uint8_t *)p - (const uint8_t *)block);
   if (page->bin != KILN_BIN_HUGE && page->key != 0 && is_free_block(page, block)) {
-    kiln_report_begin();
-    kiln_message("kiln: double free of %p (%zu-byte block, already free)", p, usable);
-    kiln_report_end();
+    report_double_free(p, usable);
     return false;
   }
   if (size_hint > usable) {
@@ -153,7 +195,7 @@ bool kiln_secure_free(kiln_page_t *page, kiln_block_t *block, const void *p, siz
   if (page->bin == KILN_BIN_HUGE) {
     huge_unguard(kiln_segment_of(block), page);
   } else if (page->block_size <= ZERO_MAX) {
-    memset(block, 0, page->block_size);
+    zero_block(block, page->block_size);
   }
   return true;
 }
@@ -172,49 +214,17 @@ bool kiln_secure_resize_in_place(kiln_page_t *page, kiln_block_t *block, const v
   return true;
 }
 
-/* Fresh page: guard the segment's last OS page if this is its last page, then
- * hand out all blocks in a random order. */
+/* Fresh page: guard the segment's last OS page if this is its last page
+ * (before the core carves the first batch; kiln_page_extend shuffles it). */
 void kiln_secure_page_init(kiln_heap_t *heap, kiln_page_t *page) {
-  page->flags.x.checked = 1;
+  (void)heap;
   kiln_segment_t *segment = kiln_segment_of(page);
+  if (page->page_index != segment->page_count - 1) return;
   size_t page_size = kiln_os_page_size();
-  if (page->page_index == segment->page_count - 1) {
-    uint8_t *guard = (uint8_t *)segment + KILN_SEGMENT_SIZE - page_size;
-    size_t fit = (size_t)(guard - page->start) / page->block_size;
-    if (fit < page->reserved) page->reserved = (uint16_t)fit;
-    kiln_os_protect(guard, page_size);
-  }
-  /* Fisher-Yates over all `reserved` blocks; the permutation is kept in
-   * each block's second word (blocks are >= 16 bytes; the first word is
-   * the link being built). */
-  size_t n = page->reserved;
-  size_t bs = page->block_size;
-  uint8_t *start = page->start;
-  if (n == 0) return;
-#define PERM(i) (*(uint32_t *)(start + (size_t)(i) * bs + sizeof(void *)))
-  for (size_t i = 0; i < n; i++) PERM(i) = (uint32_t)i;
-  uint64_t x = heap->random;
-  for (size_t i = n - 1; i > 0; i--) {
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    size_t j = (size_t)(x % (i + 1));
-    uint32_t t = PERM(i);
-    PERM(i) = PERM(j);
-    PERM(j) = t;
-  }
-  heap->random = x;
-  /* Links are stored encoded with the page's key (page.h). */
-  for (size_t i = 0; i + 1 < n; i++)
-    kiln_block_set_next(page, (kiln_block_t *)(start + (size_t)PERM(i) * bs),
-                        (kiln_block_t *)(start + (size_t)PERM(i + 1) * bs));
-  kiln_block_set_next(page, (kiln_block_t *)(start + (size_t)PERM(n - 1) * bs), NULL);
-  page->free = (kiln_block_t *)(start + (size_t)PERM(0) * bs);
-#undef PERM
-  page->local_free = NULL;
-  /* A fresh page (used == 0): every carved block is now on `free`. */
-  page->alloc_count = n;
-  __atomic_store_n(&page->capacity, (uint16_t)n, __ATOMIC_RELAXED);
+  uint8_t *guard = (uint8_t *)segment + KILN_SEGMENT_SIZE - page_size;
+  size_t fit = (size_t)(guard - page->start) / page->block_size;
+  if (fit < page->reserved) page->reserved = (uint16_t)fit;
+  kiln_os_protect(guard, page_size);
 }
 
 void kiln_secure_page_freed(kiln_page_t *page) {

@@ -295,6 +295,7 @@ void kiln_segment_page_free(kiln_tld_t *tld, kiln_page_t *page) {
   page->used = 0;
   page->free = page->local_free = NULL;
   page->flags.all = 0;
+  page->key = 0;
   atomic_store_explicit(&page->xheap, NULL, memory_order_relaxed);
   atomic_store_explicit(&page->xthread_free, 0, memory_order_relaxed);
   segment->used_pages--;

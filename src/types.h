@@ -92,6 +92,8 @@ typedef union kiln_page_flags_u {
     uint8_t accounted;   /* the heap has a limit: frees must update heap->allocated */
   } x;
 } kiln_page_flags_t;
+/* flags.all of a hardened page with nothing else to note (secure.c). */
+#define KILN_PAGE_FLAGS_KEYED (((kiln_page_flags_t){.x = {.checked = 1}}).all)
 
 /* One page.  Invariants (counted in blocks):
  *   used + |free| + |local_free| == capacity <= reserved
@@ -108,25 +110,26 @@ typedef struct __attribute__((aligned(64))) kiln_page_s {
   uint8_t *start;                 /* first block */
   uint64_t div_inverse;           /* block_size = 2^div_shift * m: inverse of m mod 2^64 (ptr.h) */
   size_t block_size;              /* bytes per block; == bin's size (huge: the block's size) */
+  uintptr_t key;                  /* hardened mode: free-list links are stored xor this (0 = plain; page.h) */
   uint16_t capacity;              /* blocks carved so far */
   uint16_t reserved;              /* blocks the page can hold */
   uint16_t bin;                   /* size class (KILN_BIN_HUGE for huge pages) */
   uint8_t div_shift;
+  /* cold */
   uint8_t segment_in_use;         /* the page belongs to a heap; else free in its segment */
   uint8_t is_committed;           /* memory not handed back to the OS since last use */
   uint8_t in_purge_queue;         /* free page on the tld's purge queue */
   uint16_t page_index;            /* index in the segment */
-  /* cold */
-  uint64_t alloc_count;           /* blocks put on `free` since set-up: allocations, ahead by |free| */
   uint32_t used_accounted;        /* `used` as last added to the process allocation estimate */
+  uint64_t alloc_count;           /* blocks put on `free` since set-up: allocations, ahead by |free| */
   _Atomic uintptr_t xthread_free; /* remote frees: block list | kiln_delayed_t (2 low bits) */
   _Atomic(kiln_heap_t *) xheap;   /* owning heap; NULL while abandoned or free */
   struct kiln_page_s *next;       /* in a heap's page queue, or the tld's purge queue */
   struct kiln_page_s *prev;
   uint64_t purge_at;              /* free page: when (ms) its memory goes back to the OS */
-  uintptr_t key;                  /* hardened mode: free-list links are stored xor this (0 = plain) */
 } kiln_page_t;
 _Static_assert(sizeof(kiln_page_t) == 128, "page metadata: two cache lines, hot fields in the first");
+_Static_assert(offsetof(kiln_page_t, segment_in_use) == 63, "the fast paths' fields fit the first cache line");
 
 typedef enum kiln_segment_kind_e {
   KILN_SEGMENT_SMALL,  /* 64 KiB pages */
