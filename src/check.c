@@ -397,7 +397,7 @@ static void release_evicted(kiln_evicted_t *evicted, size_t n) {
     else
       kiln_free_block(segment, page, (kiln_block_t *)rec->block);
   }
-  if (n > 0) kiln_table_release_done(n);
+  if (n > 0) kiln_table_release_done(evicted, n);
 }
 
 /* Empty the quarantine (out of memory, exit); true if anything was freed. */
@@ -578,6 +578,11 @@ bool kiln_check_resize_in_place(kiln_page_t *page, kiln_block_t *block, const vo
   kiln_table_resize((uintptr_t)block, size, (uint16_t)canary_len);
   errno = saved_errno;
   return true;
+}
+
+void *kiln_check_grow(kiln_segment_t *segment, kiln_page_t *page, void *p, size_t size) {
+  if (cfg.check) return NULL; /* moves, so the old copy goes through the quarantine */
+  return kiln_secure_grow(segment, page, p, size);
 }
 
 static void valgrind_forget(const kiln_live_t *rec) {

@@ -42,6 +42,9 @@ size_t kiln_check_usable_size(kiln_page_t *page, kiln_block_t *block, size_t usa
 /* realloc within the block's usable size: update the recorded size and
  * canary; false if it must move. */
 bool kiln_check_resize_in_place(kiln_page_t *page, kiln_block_t *block, const void *p, size_t size);
+/* realloc growing a block past its usable size without a copy (the
+ * hardened mode's huge blocks, moving their guard); NULL: move it. */
+void *kiln_check_grow(kiln_segment_t *segment, kiln_page_t *page, void *p, size_t size);
 /* Hardened mode: the owner frees a block start of one of its keyed pages
  * (the common free; src/secure.c). */
 void kiln_secure_free_owned(kiln_page_t *page, kiln_block_t *block);

@@ -119,6 +119,7 @@ typedef struct kiln_freed_s {
 /* A block leaving the quarantine: verify its poison, then release it. */
 typedef struct kiln_evicted_s {
   kiln_freed_t rec;
+  uint32_t shard; /* whose in-flight count kiln_table_release_done lowers */
 } kiln_evicted_t;
 #define KILN_EVICT_BATCH 8
 
@@ -144,7 +145,7 @@ void kiln_table_resize(uintptr_t block, size_t size, uint16_t canary_len);
  * KILN_EVICT_BATCH): the caller gives them back to the core, then calls
  * kiln_table_release_done (a heap being destroyed waits for that). */
 size_t kiln_table_push_freed(const kiln_freed_t *rec, kiln_evicted_t *evicted);
-void kiln_table_release_done(size_t count);
+void kiln_table_release_done(const kiln_evicted_t *evicted, size_t count);
 /* Take up to `max` blocks out of the quarantine, oldest first (all shards):
  * for out-of-memory retries and at exit. */
 size_t kiln_table_drain(kiln_evicted_t *evicted, size_t max);
@@ -178,6 +179,7 @@ void kiln_secure_page_init(kiln_heap_t *heap, kiln_page_t *page);
 void kiln_secure_page_freed(kiln_page_t *page);
 bool kiln_secure_free(kiln_page_t *page, kiln_block_t *block, const void *p, size_t size_hint,
                       size_t alignment_hint);
+void *kiln_secure_grow(kiln_segment_t *segment, kiln_page_t *page, void *p, size_t size);
 bool kiln_secure_resize_in_place(kiln_page_t *page, kiln_block_t *block, const void *p, size_t size);
 
 /* --- reports (check.c) --------------------------------------------------------

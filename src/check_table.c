@@ -1,9 +1,12 @@
 /* check_table.c — the checking mode's side table: out-of-line metadata of
  * every live block, a bounded history of freed blocks, and the quarantine.
  *
- * Layout: SHARDS independent shards, chosen by a hash of the block address,
- * each under its own lock (lock striping: threads freeing unrelated blocks
- * rarely meet).  A shard holds
+ * Layout: SHARDS independent shards, each under its own lock.  A block's
+ * shard is chosen by its segment (which group of GROUP_SHARDS shards) and
+ * its address (which shard in the group): a segment belongs to one thread,
+ * so threads working on their own blocks mostly use shards of their own,
+ * and a shard's cache lines (lock, table, ring) seldom move between cores;
+ * within a group, lock striping spreads one thread's blocks.  A shard holds
  *   - live: an open-addressing hash table (linear probing, backward-shift
  *     deletion, so no tombstones) of kiln_live_t keyed by block start,
  *     grown by doubling at half load;
@@ -11,10 +14,14 @@
  *     overwritten first.  Double frees and frees of destroyed heaps' blocks
  *     are named from it, with the site of the first free;
  *   - the quarantine: the ring's records with `held` set, whose blocks have
- *     not been given back to the core yet.  Oldest-first eviction once the
- *     shard holds more than its share of KILN_QUARANTINE bytes (the newest
- *     block always stays, so a block larger than the share still waits one
- *     free); positions [qtail, head) contain every held record.
+ *     not been given back to the core yet; positions [qtail, head) contain
+ *     every held record.  The budget, KILN_QUARANTINE bytes, is for all
+ *     shards together: each shard adds its held bytes to a process-wide
+ *     estimate in steps of held_flush bytes (one shared atomic per step,
+ *     not per free), and a free evicts its shard's oldest blocks while the
+ *     estimate is over the budget (the newest block stays, so that even a
+ *     block as large as the budget waits one free, unless the estimate is
+ *     over twice the budget).
  * All memory comes from kiln_os_alloc.  Every lock here (a spin lock per
  * shard) is a leaf: nothing called under it takes another lock (evicted
  * blocks are released by the caller after the shard is unlocked), so the
@@ -29,8 +36,10 @@
 #include "check_internal.h"
 #include "os.h"
 
-#define SHARD_BITS 4
-#define SHARDS ((size_t)1 << SHARD_BITS)
+#define GROUP_BITS 3 /* groups of shards, chosen by segment */
+#define GROUP_SHARD_BITS 3 /* shards in a group, chosen by block */
+#define SHARDS ((size_t)1 << (GROUP_BITS + GROUP_SHARD_BITS))
+
 #define LIVE_INITIAL 256
 /* 16 x 4096 records of history: the last 65536 frees can be named. */
 #define RING 4096
@@ -71,25 +80,34 @@ typedef struct __attribute__((aligned(64))) shard_s {
   shard_lock_t lock;
   kiln_live_t *live;     /* capacity slots; block == 0: empty */
   size_t capacity;
-  size_t count;
   kiln_freed_t *ring;    /* RING records, allocated on first free */
   uint64_t head;         /* position of the next record (index = head % RING) */
   uint64_t qtail;        /* no held record below this position */
   size_t held_bytes;
+  size_t held_published; /* held_bytes as last added to held_total */
+  size_t count;          /* live records */
+  _Atomic size_t in_flight; /* evicted blocks not yet given back to the core */
 } shard_t;
 
 static shard_t shards[SHARDS];
-static size_t quarantine_share;
-static _Atomic size_t live_total;
+static _Atomic size_t held_total; /* sum of the shards' held_published */
+/* A shard publishes its held bytes to held_total when they moved this much
+ * since it last did: the budget / (2 * SHARDS), so the unpublished bytes of
+ * all shards together stay under half the budget. */
+static size_t held_flush;
 
 static inline uintptr_t scramble(uintptr_t a) { return a ^ KEY_SCRAMBLE; }
 
 static inline uint64_t hash_of(uintptr_t block) { return (uint64_t)(block >> 4) * 0x9e3779b97f4a7c15ull; }
-static inline shard_t *shard_of(uintptr_t block) { return &shards[hash_of(block) >> (64 - SHARD_BITS)]; }
+static inline shard_t *shard_of(uintptr_t block) {
+  uint64_t group = ((uint64_t)(block >> KILN_SEGMENT_SHIFT) * 0x9e3779b97f4a7c15ull) >> (64 - GROUP_BITS);
+  uint64_t within = hash_of(block) >> (64 - GROUP_SHARD_BITS);
+  return &shards[(group << GROUP_SHARD_BITS) | within];
+}
 static inline size_t slot_of(uint64_t hash, size_t capacity) { return (size_t)(hash ^ (hash >> 29)) & (capacity - 1); }
 
 bool kiln_table_init(void) {
-  quarantine_share = kiln_check_config.quarantine / SHARDS;
+  held_flush = kiln_check_config.quarantine / (2 * SHARDS);
   for (size_t i = 0; i < SHARDS; i++) {
     shards[i].live = kiln_os_alloc(LIVE_INITIAL * sizeof(kiln_live_t));
     if (shards[i].live == NULL) return false;
@@ -166,7 +184,6 @@ bool kiln_table_insert(const kiln_live_t *rec) {
     }
   }
   shard_unlock(&s->lock);
-  if (ok) atomic_fetch_add_explicit(&live_total, 1, memory_order_relaxed);
   return ok;
 }
 
@@ -193,20 +210,48 @@ void kiln_table_resize(uintptr_t block, size_t size, uint16_t canary_len) {
   shard_unlock(&s->lock);
 }
 
-size_t kiln_table_live_count(void) { return atomic_load_explicit(&live_total, memory_order_relaxed); }
+size_t kiln_table_live_count(void) {
+  size_t count = 0;
+  for (size_t i = 0; i < SHARDS; i++) {
+    shard_lock(&shards[i].lock);
+    count += shards[i].count;
+    shard_unlock(&shards[i].lock);
+  }
+  return count;
+}
 
 /* --- history and quarantine ---------------------------------------------------- */
-/* Blocks popped from the quarantine but not yet given back to the core; a
- * heap being destroyed waits for them (see kiln_table_page_dropped). */
-static _Atomic size_t releases_in_flight;
+/* Blocks popped from the quarantine but not yet given back to the core are
+ * counted in their shard's in_flight; a heap being destroyed waits for them
+ * (see kiln_table_page_dropped). */
+static void mark_in_flight(shard_t *s, kiln_evicted_t *evicted) {
+  evicted->shard = (uint32_t)(s - shards);
+  atomic_fetch_add_explicit(&s->in_flight, 1, memory_order_relaxed);
+}
+
+/* Bring the process-wide estimate up to date when this shard's held bytes
+ * moved by more than held_flush (caller holds the lock). */
+static void held_publish(shard_t *s) {
+  size_t held = s->held_bytes, published = s->held_published;
+  if (held > published + held_flush) atomic_fetch_add_explicit(&held_total, held - published, memory_order_relaxed);
+  else if (published > held + held_flush) atomic_fetch_sub_explicit(&held_total, published - held, memory_order_relaxed);
+  else return;
+  s->held_published = held;
+}
+
+/* Over `times` the budget: the estimate plus this shard's unpublished change. */
+static bool over_budget(const shard_t *s, size_t times) {
+  size_t total = atomic_load_explicit(&held_total, memory_order_relaxed) + s->held_bytes;
+  return total - s->held_published > times * kiln_check_config.quarantine;
+}
 
 static void evict(shard_t *s, kiln_freed_t *rec, kiln_evicted_t *evicted, size_t *n) {
   rec->held = 0;
   s->held_bytes -= held_bytes_of(rec);
   evicted[*n].rec = *rec;
   evicted[*n].rec.block = scramble(rec->block);
+  mark_in_flight(s, &evicted[*n]);
   (*n)++;
-  atomic_fetch_add_explicit(&releases_in_flight, 1, memory_order_relaxed);
 }
 
 /* Evict the oldest held record, if any (qtail moves past non-held ones). */
@@ -231,8 +276,8 @@ static size_t push_freed_locked(shard_t *s, const kiln_freed_t *rec, kiln_evicte
   if (s->ring == NULL) {
     /* No history without memory: a held block is released at once. */
     if (rec->held) {
-      evicted[n++].rec = *rec;
-      atomic_fetch_add_explicit(&releases_in_flight, 1, memory_order_relaxed);
+      evicted[n].rec = *rec;
+      mark_in_flight(s, &evicted[n++]);
     }
     return n;
   }
@@ -243,11 +288,14 @@ static size_t push_freed_locked(shard_t *s, const kiln_freed_t *rec, kiln_evicte
   s->head++;
   if (slot->held) {
     s->held_bytes += held_bytes_of(slot);
-    /* Keep at least the newest block (this one) held. */
-    while (s->held_bytes > quarantine_share && n < KILN_EVICT_BATCH && s->held_bytes > held_bytes_of(slot)) {
+    /* Keep the newest block (this one) held for at least one more free,
+     * unless the quarantine is far over its budget: with 64 shards, every
+     * shard keeping its newest block could hold 64 large blocks. */
+    while (over_budget(s, 1) && n < KILN_EVICT_BATCH && (s->held_bytes > held_bytes_of(slot) || over_budget(s, 2))) {
       if (!evict_oldest(s, evicted, &n)) break;
     }
   }
+  held_publish(s);
   return n;
 }
 
@@ -280,7 +328,6 @@ kiln_take_t kiln_table_free(uintptr_t block, uintptr_t p, kiln_live_t *rec, kiln
   under_lock(rec, freed, arg);
   *evicted_count = push_freed_locked(s, freed, evicted);
   shard_unlock(&s->lock);
-  atomic_fetch_sub_explicit(&live_total, 1, memory_order_relaxed);
   return KILN_TAKE_OK;
 }
 
@@ -291,13 +338,15 @@ size_t kiln_table_drain(kiln_evicted_t *evicted, size_t max) {
     shard_lock(&s->lock);
     while (n < max && s->ring != NULL && evict_oldest(s, evicted, &n)) {
     }
+    held_publish(s);
     shard_unlock(&s->lock);
   }
   return n;
 }
 
-void kiln_table_release_done(size_t count) {
-  atomic_fetch_sub_explicit(&releases_in_flight, count, memory_order_release);
+void kiln_table_release_done(const kiln_evicted_t *evicted, size_t count) {
+  for (size_t i = 0; i < count; i++)
+    atomic_fetch_sub_explicit(&shards[evicted[i].shard].in_flight, 1, memory_order_release);
 }
 
 static bool ring_search(shard_t *s, uintptr_t block, uintptr_t p, kiln_freed_t *out) {
@@ -359,7 +408,6 @@ void kiln_table_page_dropped(uintptr_t start, size_t block_size, size_t count, k
       s->head++;
     }
     shard_unlock(&s->lock);
-    atomic_fetch_sub_explicit(&live_total, 1, memory_order_relaxed);
     if (visit != NULL) visit(&rec);
   }
   /* Quarantined blocks of the page will never be released: the page goes. */
@@ -378,12 +426,14 @@ void kiln_table_page_dropped(uintptr_t start, size_t block_size, size_t count, k
         }
       }
     }
+    held_publish(s);
     shard_unlock(&s->lock);
   }
   /* A block of this page popped before we looked may still be on its way
    * back to the core: wait until it has arrived, then the page may go.
    * Acquire pairs with the release in kiln_table_release_done. */
-  while (atomic_load_explicit(&releases_in_flight, memory_order_acquire) != 0) kiln_os_yield();
+  for (size_t i = 0; i < SHARDS; i++)
+    while (atomic_load_explicit(&shards[i].in_flight, memory_order_acquire) != 0) kiln_os_yield();
 }
 
 /* --- whole-table access ------------------------------------------------------ */

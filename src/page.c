@@ -57,7 +57,7 @@ void kiln_page_init(kiln_heap_t *heap, kiln_page_t *page, unsigned bin, size_t b
  * more randomness, but still lazy: a fresh page is not touched in full.
  * (Ideas: mimalloc's secure-mode extension, hardened_malloc's random slots.) */
 #define PAGE_SHUFFLE_BYTES ((size_t)16384)
-#define PAGE_SHUFFLE_MIN_BLOCKS 16
+#define PAGE_SHUFFLE_MIN_BLOCKS 4
 #define PAGE_SHUFFLE_MAX_BLOCKS 256
 
 static size_t page_extend_count(const kiln_page_t *page) {

@@ -214,6 +214,29 @@ bool kiln_secure_resize_in_place(kiln_page_t *page, kiln_block_t *block, const v
   return true;
 }
 
+/* realloc past the usable size: a huge block grows like in the fast mode
+ * (within its mapping, or by moving its pages with mremap), and its guard
+ * moves to the new end.  NULL (the block unchanged) when it cannot. */
+void *kiln_secure_grow(kiln_segment_t *segment, kiln_page_t *page, void *p, size_t size) {
+  size_t page_size = kiln_os_page_size();
+  if (segment->kind != KILN_SEGMENT_HUGE || (uint8_t *)p != page->start || size > KILN_MAX_ALLOC_SIZE - page_size)
+    return NULL; /* (an over-aligned huge block starts inside its page: it moves) */
+  size_t old_usable = page->block_size;
+  huge_unguard(segment, page);
+  if (size + page_size <= page->block_size) {
+    huge_guard(segment, page, p, size);
+    return p;
+  }
+  uint8_t *grown = kiln_huge_grow(segment, p, size + page_size);
+  if (grown == NULL) {
+    huge_guard(segment, page, p, old_usable);
+    return NULL;
+  }
+  kiln_segment_t *moved = kiln_segment_of(grown);
+  huge_guard(moved, &moved->pages[0], grown, size);
+  return grown;
+}
+
 /* Fresh page: guard the segment's last OS page if this is its last page
  * (before the core carves the first batch; kiln_page_extend shuffles it). */
 void kiln_secure_page_init(kiln_heap_t *heap, kiln_page_t *page) {

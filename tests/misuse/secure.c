@@ -50,6 +50,27 @@ static uintptr_t first_fault(volatile uint8_t *from, size_t max) {
   return at;
 }
 
+/* Whether the OS page at addr is mapped PROT_NONE (a guard page), from
+ * /proc/self/maps: a fault alone would not tell a guard from the end of a
+ * mapping with nothing after it. */
+static int is_guard_page(uintptr_t addr) {
+  FILE *maps = fopen("/proc/self/maps", "r");
+  if (maps == NULL) return 0;
+  char line[512];
+  int guard = 0;
+  while (fgets(line, sizeof line, maps) != NULL) {
+    unsigned long lo, hi;
+    char perms[8];
+    if (sscanf(line, "%lx-%lx %7s", &lo, &hi, perms) != 3) continue;
+    if (addr >= lo && addr < hi) {
+      guard = strncmp(perms, "---", 3) == 0;
+      break;
+    }
+  }
+  fclose(maps);
+  return guard;
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "";
   if (strcmp(what, "guard_huge") == 0) {
@@ -57,9 +78,32 @@ int main(int argc, char **argv) {
     size_t size = (3u << 20) + 100;
     uint8_t *p = malloc(size);
     uintptr_t end = ((uintptr_t)p + size + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
+    int guarded = is_guard_page(end);
     uintptr_t at = first_fault(p + size, 2 * PAGE);
     free(p);
+    if (!guarded) return fail("the page after a huge block is not a PROT_NONE guard");
     if (at != end) return fail("no fault at the guard page after a huge block");
+    return 0;
+  }
+  if (strcmp(what, "guard_huge_realloc") == 0) {
+    /* A huge block grown by realloc (in place or by moving its pages) keeps
+     * its contents, and the guard page moves to its new end. */
+    size_t size = (3u << 20) + 100, grown_size = (7u << 20) + 300;
+    uint8_t *p = malloc(size);
+    for (size_t i = 0; i < size; i += PAGE) p[i] = (uint8_t)(i / PAGE);
+    p[size - 1] = 0x5a;
+    uint8_t *q = realloc(p, grown_size);
+    if (q == NULL) return fail("realloc failed");
+    for (size_t i = 0; i < size; i += PAGE)
+      if (q[i] != (uint8_t)(i / PAGE)) return fail("contents lost by the grow");
+    if (q[size - 1] != 0x5a) return fail("last byte lost by the grow");
+    memset(q + size, 1, grown_size - size); /* the new room is writable */
+    uintptr_t end = ((uintptr_t)q + grown_size + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
+    int guarded = is_guard_page(end);
+    uintptr_t at = first_fault(q + grown_size, 2 * PAGE);
+    free(q);
+    if (!guarded) return fail("the page after a grown huge block is not a PROT_NONE guard");
+    if (at != end) return fail("no fault at the guard page after a grown huge block");
     return 0;
   }
   if (strcmp(what, "guard_segment") == 0) {
@@ -74,8 +118,10 @@ int main(int argc, char **argv) {
       if (last == NULL || off > ((uintptr_t)last & (SEGMENT - 1))) last = blocks[i];
     }
     uintptr_t guard = ((uintptr_t)last & ~(SEGMENT - 1)) + SEGMENT - PAGE;
+    int guarded = is_guard_page(guard);
     uintptr_t at = first_fault(last, 2 * PAGE + 2048);
     for (int i = 0; i < N; i++) free(blocks[i]);
+    if (!guarded) return fail("a segment's last page is not a PROT_NONE guard");
     if (at != guard) return fail("no fault at the guard page at a segment's end");
     return 0;
   }
