@@ -19,12 +19,15 @@ void kiln_free_retire(kiln_page_t *page);
 void kiln_free_block(kiln_segment_t *segment, kiln_page_t *page, kiln_block_t *block);
 /* Free a block of a page the calling thread owns (any flags). */
 void kiln_free_local(kiln_heap_t *heap, kiln_page_t *page, kiln_block_t *block);
+/* Free a block of a page another thread owns (or an abandoned page). */
+void kiln_free_remote(kiln_page_t *page, kiln_block_t *block);
 /* The start of the block that contains p, or NULL if p is not in a carved
  * block of the page. */
 kiln_block_t *kiln_page_block_of(kiln_page_t *page, const void *p);
 
 /* Take the first free block (page->free != NULL).  A hardened page (key set,
- * in the same cache line) decodes and validates the link out of line. */
+ * in the same cache line) decodes and validates the link out of line: inline,
+ * its call to the error path would cost every malloc a stack frame. */
 kiln_inline void *kiln_page_pop(kiln_page_t *page) {
   if (kiln_unlikely(page->key != 0)) return kiln_page_pop_keyed(page);
   kiln_block_t *block = page->free;
@@ -62,7 +65,7 @@ kiln_inline void kiln_free_inline(void *p) {
       if (kiln_unlikely(--page->used == 0)) kiln_free_retire(page);
       return;
     }
-    if (owned && starts_block && page->key != 0) kiln_secure_free_owned(page, (kiln_block_t *)p);
+    if (starts_block && page->key != 0) kiln_secure_free_start(page, (kiln_block_t *)p, owned);
     else kiln_free_generic(segment, page, p);
     return;
   }

@@ -100,19 +100,22 @@ void kiln_free_block(kiln_segment_t *segment, kiln_page_t *page, kiln_block_t *b
     kiln_huge_free(segment);
     return;
   }
-  if (atomic_load_explicit(&segment->thread_id, memory_order_relaxed) == kiln_thread_id()) {
+  if (atomic_load_explicit(&segment->thread_id, memory_order_relaxed) == kiln_thread_id())
     kiln_free_local(atomic_load_explicit(&page->xheap, memory_order_relaxed), page, block);
+  else
+    kiln_free_remote(page, block);
+}
+
+void kiln_free_remote(kiln_page_t *page, kiln_block_t *block) {
+  kiln_page_free_mt(page, block);
+  /* Counted in the freeing thread's own counters: a process-wide atomic
+   * here would bounce one cache line between all freeing threads. */
+  kiln_heap_t *self = kiln_heap_get_default();
+  if (self != &kiln_heap_empty) {
+    uint64_t *count = &self->tld->stats.remote_frees;
+    __atomic_store_n(count, *count + 1, __ATOMIC_RELAXED);
   } else {
-    kiln_page_free_mt(page, block);
-    /* Counted in the freeing thread's own counters: a process-wide atomic
-     * here would bounce one cache line between all freeing threads. */
-    kiln_heap_t *self = kiln_heap_get_default();
-    if (self != &kiln_heap_empty) {
-      uint64_t *count = &self->tld->stats.remote_frees;
-      __atomic_store_n(count, *count + 1, __ATOMIC_RELAXED);
-    } else {
-      kiln_stats_count(KILN_STAT_REMOTE_FREES_NO_HEAP, 1); /* a thread that never allocated */
-    }
+    kiln_stats_count(KILN_STAT_REMOTE_FREES_NO_HEAP, 1); /* a thread that never allocated */
   }
 }
 

@@ -34,9 +34,10 @@ kiln_inline void kiln_block_set_next(const kiln_page_t *page, kiln_block_t *bloc
   block->next = (kiln_block_t *)((uintptr_t)next ^ page->key);
 }
 
-/* Pop from a keyed page (hardened mode): validate the decoded link, and
- * clear the block's link word, so a live block never holds a valid encoded
- * link (which the O(1) double-free test in secure.c relies on). */
+/* Pop from a keyed page (hardened mode): validate the decoded link (a block
+ * of this page, or NULL), and clear the block's link word, so a live block
+ * never holds a valid encoded link (the O(1) double-free test of secure.c
+ * relies on it). */
 void *kiln_page_pop_keyed(kiln_page_t *page);
 
 kiln_inline kiln_block_t *kiln_thread_free_ptr(uintptr_t tf) { return (kiln_block_t *)(tf & ~(uintptr_t)3); }

@@ -23,8 +23,8 @@
  *     of forged chunks.  (Free of Kiln-unknown pointers never touched Kiln's
  *     heap anyway, thanks to the segment map; now it is also not silent.)
  *   Randomised allocation order.  A page carves its blocks in batches of
- *     16 to 256 blocks (up to 16 KiB; page.c), each linked in a random order
- *     instead of address order.  Stops: heap feng shui / grooming that relies
+ *     one OS page (at least 4 blocks, at most 256; page.c), each linked in a
+ *     random order instead of address order.  Stops: heap feng shui / grooming that relies
  *     on consecutive mallocs returning adjacent blocks (overflowing from a
  *     controlled block into a chosen victim).  The batches stay lazy, so a
  *     fresh page is not touched in full.
@@ -54,8 +54,8 @@
  * How it hooks in: pages of a hardened heap have a key (page.h), which sends
  * the malloc fast path to kiln_page_pop_keyed (validate the link, clear the
  * block's link word), and flags.x.checked, which sends every free out of the
- * inline fast path: the owner's frees of block starts to
- * kiln_secure_free_owned, the rest through the generic path to
+ * inline fast path: frees of block starts (by any thread) to
+ * kiln_secure_free_start, the rest through the generic path to
  * kiln_secure_free.  The hardened mode also sets kiln_check_mode, so mallocs
  * that miss the fast path reach kiln_secure_malloc (guards of huge blocks).
  */
@@ -151,6 +151,7 @@ void *kiln_secure_malloc(kiln_heap_t *heap, size_t size, size_t alignment, bool 
   if (p == NULL) return NULL;
   /* A block of a keyed page had its link word cleared by the pop
    * (kiln_page_pop_keyed); a huge block gets its guard. */
+  if (request + alignment <= KILN_LARGE_BLOCK_MAX) return p; /* not huge */
   kiln_segment_t *segment = kiln_segment_of(p);
   if (segment->kind == KILN_SEGMENT_HUGE) huge_guard(segment, &segment->pages[0], p, size);
   return p;
@@ -162,21 +163,23 @@ static kiln_cold void report_double_free(const void *p, size_t usable) {
   kiln_report_end();
 }
 
-void kiln_secure_free_owned(kiln_page_t *page, kiln_block_t *block) {
+void kiln_secure_free_start(kiln_page_t *page, kiln_block_t *block, bool owned) {
   if (is_free_block(page, block)) {
     report_double_free(block, page->block_size);
     return;
   }
   size_t size = page->block_size;
   if (size <= ZERO_MAX) zero_block(block, size);
-  if (kiln_likely(page->flags.all == KILN_PAGE_FLAGS_KEYED)) {
+  if (!owned) {
+    kiln_free_remote(page, block);
+  } else if (kiln_likely(page->flags.all == KILN_PAGE_FLAGS_KEYED)) {
     /* As the plain fast path (alloc.h), with the link encoded. */
     kiln_block_set_next(page, block, page->local_free);
     page->local_free = block;
     if (kiln_unlikely(--page->used == 0)) kiln_free_retire(page);
-    return;
+  } else {
+    kiln_free_local(atomic_load_explicit(&page->xheap, memory_order_relaxed), page, block);
   }
-  kiln_free_local(atomic_load_explicit(&page->xheap, memory_order_relaxed), page, block);
 }
 
 bool kiln_secure_free(kiln_page_t *page, kiln_block_t *block, const void *p, size_t size_hint,
