@@ -73,6 +73,14 @@ static kiln_segment_t *huge_cache_take(size_t size) {
   return found;
 }
 
+/* Make a hardened-mode guard page (secure.c) left in a cached mapping
+ * accessible again. */
+static void huge_drop_guard(kiln_segment_t *segment) {
+  if (segment->guard_offset == 0) return;
+  kiln_os_unprotect((uint8_t *)segment + segment->guard_offset, kiln_os_page_size());
+  segment->guard_offset = 0;
+}
+
 /* Fit a cached mapping to `total` bytes: trim a tail larger than the block,
  * or grow by moving its pages.  NULL if growing failed (the mapping is gone). */
 static kiln_segment_t *huge_fit(kiln_segment_t *segment, size_t total) {
@@ -83,9 +91,11 @@ static kiln_segment_t *huge_fit(kiln_segment_t *segment, size_t total) {
     if (have - total > total) {
       kiln_os_free((uint8_t *)segment + total, have - total, have - total);
       segment->mapped_size = total;
+      if (segment->guard_offset >= total) segment->guard_offset = 0; /* unmapped with the tail */
     }
     return segment;
   }
+  huge_drop_guard(segment); /* before its page moves (or is copied, under valgrind) */
   kiln_segment_t *grown = kiln_os_remap(segment, have, total, KILN_SEGMENT_SIZE);
   if (grown == NULL) {
     kiln_os_free(segment, have, have);
@@ -242,9 +252,14 @@ void *kiln_huge_alloc(kiln_heap_t *owner, size_t size, size_t alignment, bool ze
     return NULL;
   }
   size_t mapped = segment->mapped_size;
+  size_t guard_offset = fresh ? 0 : segment->guard_offset;
   memset(segment, 0, sizeof(kiln_segment_t) + sizeof(kiln_page_t));
   segment->mapped_size = mapped;
+  segment->guard_offset = guard_offset;
   segment->header_size = (size_t)(block - (uint8_t *)segment);
+  /* A guard the mapping kept from its last block may stay only past this
+   * one (the hardened mode then moves it or keeps it: secure.c). */
+  if (guard_offset != 0 && (uint8_t *)segment + guard_offset < block + size) huge_drop_guard(segment);
   segment->kind = KILN_SEGMENT_HUGE;
   segment->page_shift = 63;
   segment->page_count = 1;
@@ -330,6 +345,7 @@ bool kiln_huge_resize(kiln_segment_t *segment, void *p, size_t size) {
   if (keep + page_size <= segment->mapped_size) {
     kiln_heap_t *heap = heap_huge_unlink(segment);
     size_t tail = segment->mapped_size - keep;
+    if (segment->guard_offset >= keep) segment->guard_offset = 0; /* unmapped with the tail */
     kiln_os_free((uint8_t *)segment + keep, tail, tail);
     kiln_stats_huge_bytes(-(long long)tail);
     segment->mapped_size = keep;

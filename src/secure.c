@@ -117,26 +117,41 @@ kiln_inline void zero_block(kiln_block_t *block, size_t size) {
   }
 }
 
-/* --- huge blocks: a guard page after the block -------------------------------------- */
+/* --- huge blocks: a guard page after the block --------------------------------------
+ * The guard goes right after the block's last page, if the mapping has a
+ * page to spare there; block_size then stops at the guard (usable sizes and
+ * kiln_usable_size exclude it).  segment->guard_offset remembers it, and it
+ * stays in place when the block is freed and its mapping waits in the huge
+ * cache: a later block of the same page count finds its guard already there
+ * (mprotect, which takes the process's mmap lock and flushes TLBs, was most
+ * of the hardened mode's cost on realloc-growth).  The core drops a kept
+ * guard that would lie inside a new block (huge.c). */
 static uint8_t *huge_end(kiln_segment_t *segment) { return (uint8_t *)segment + segment->mapped_size; }
 
-/* The guard goes right after the block's last page, if the mapping has a page
- * to spare there; block_size then stops at the guard (usable sizes and
- * kiln_usable_size exclude it).  Undone before the block is freed, because
- * the core may cache the mapping for another block. */
 static void huge_guard(kiln_segment_t *segment, kiln_page_t *page, uint8_t *p, size_t size) {
   size_t page_size = kiln_os_page_size();
   /* At least one usable byte: a 0-byte block keeps its address to itself. */
-  uint8_t *guard = (uint8_t *)kiln_align_up((uintptr_t)p + (size ? size : 1), page_size);
-  if (guard + page_size > huge_end(segment)) return;
-  kiln_os_protect(guard, page_size);
-  page->block_size = (size_t)(guard - page->start);
+  uint8_t *want = (uint8_t *)kiln_align_up((uintptr_t)p + (size ? size : 1), page_size);
+  if (want + page_size > huge_end(segment)) want = NULL; /* no room: no guard */
+  uint8_t *have = segment->guard_offset != 0 ? (uint8_t *)segment + segment->guard_offset : NULL;
+  if (have != want) {
+    if (have != NULL) kiln_os_unprotect(have, page_size);
+    if (want != NULL) kiln_os_protect(want, page_size);
+    segment->guard_offset = want != NULL ? (size_t)(want - (uint8_t *)segment) : 0;
+  }
+  page->block_size = (size_t)((want != NULL ? want : huge_end(segment)) - page->start);
 }
 
+/* Before the core resizes or moves the block: no guard left in the mapping. */
 static void huge_unguard(kiln_segment_t *segment, kiln_page_t *page) {
-  uint8_t *guard = page->start + page->block_size;
-  if (guard >= huge_end(segment)) return;
-  kiln_os_unprotect(guard, kiln_os_page_size());
+  if (segment->guard_offset != 0) kiln_os_unprotect((uint8_t *)segment + segment->guard_offset, kiln_os_page_size());
+  segment->guard_offset = 0;
+  page->block_size = (size_t)(huge_end(segment) - page->start);
+}
+
+/* The block is freed: the guard stays (see above); block_size goes back to
+ * what the core set, which its statistics subtract. */
+static void huge_release(kiln_segment_t *segment, kiln_page_t *page) {
   page->block_size = (size_t)(huge_end(segment) - page->start);
 }
 
@@ -196,7 +211,7 @@ bool kiln_secure_free(kiln_page_t *page, kiln_block_t *block, const void *p, siz
     kiln_report_end();
   }
   if (page->bin == KILN_BIN_HUGE) {
-    huge_unguard(kiln_segment_of(block), page);
+    huge_release(kiln_segment_of(block), page);
   } else if (page->block_size <= ZERO_MAX) {
     zero_block(block, page->block_size);
   }
@@ -211,6 +226,10 @@ bool kiln_secure_resize_in_place(kiln_page_t *page, kiln_block_t *block, const v
   size_t usable = page->block_size - (size_t)((const uint8_t *)p - (const uint8_t *)block);
   if (page->bin != KILN_BIN_HUGE) return size >= usable / 2;
   kiln_segment_t *segment = kiln_segment_of(p);
+  /* The new end in the same OS page as the old: the guard stays right
+   * after it, nothing to do (a buffer grown by a few bytes at a time). */
+  uint8_t *end = (uint8_t *)kiln_align_up((uintptr_t)p + (size ? size : 1), kiln_os_page_size());
+  if (segment->guard_offset != 0 && end == (uint8_t *)segment + segment->guard_offset) return true;
   huge_unguard(segment, page);
   kiln_huge_resize(segment, (void *)p, size + kiln_os_page_size());
   huge_guard(segment, page, (uint8_t *)p, size);
@@ -225,11 +244,11 @@ void *kiln_secure_grow(kiln_segment_t *segment, kiln_page_t *page, void *p, size
   if (segment->kind != KILN_SEGMENT_HUGE || (uint8_t *)p != page->start || size > KILN_MAX_ALLOC_SIZE - page_size)
     return NULL; /* (an over-aligned huge block starts inside its page: it moves) */
   size_t old_usable = page->block_size;
-  huge_unguard(segment, page);
-  if (size + page_size <= page->block_size) {
-    huge_guard(segment, page, p, size);
+  if (size + page_size <= (size_t)(huge_end(segment) - page->start)) {
+    huge_guard(segment, page, p, size); /* moves the guard up within the mapping */
     return p;
   }
+  huge_unguard(segment, page);
   uint8_t *grown = kiln_huge_grow(segment, p, size + page_size);
   if (grown == NULL) {
     huge_guard(segment, page, p, old_usable);
@@ -254,7 +273,6 @@ void kiln_secure_page_init(kiln_heap_t *heap, kiln_page_t *page) {
 }
 
 void kiln_secure_page_freed(kiln_page_t *page) {
-  /* A huge block of a destroyed heap loses its guard: the core may cache
-   * the mapping for another block. */
-  if (page->used > 0 && page->bin == KILN_BIN_HUGE) huge_unguard(kiln_segment_of(page->start), page);
+  /* A huge block of a destroyed heap: as at its free. */
+  if (page->used > 0 && page->bin == KILN_BIN_HUGE) huge_release(kiln_segment_of(page->start), page);
 }

@@ -158,6 +158,8 @@ struct kiln_segment_s {
   kiln_segment_t *all_next, *all_prev; /* in the process-wide list of segments (stats, collect) */
   bool in_free_queue;              /* in tld's free-page queue */
   kiln_heap_t *huge_heap;          /* huge segment of a first-class heap (linked by next/prev), else NULL */
+  size_t guard_offset;             /* huge, hardened mode: a PROT_NONE page at this offset (0: none); it
+                                      stays while the mapping waits in the huge cache (secure.c) */
   kiln_page_t pages[];             /* page_count entries */
 };
 

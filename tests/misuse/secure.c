@@ -106,6 +106,35 @@ int main(int argc, char **argv) {
     if (at != end) return fail("no fault at the guard page after a grown huge block");
     return 0;
   }
+  if (strcmp(what, "guard_huge_reuse") == 0) {
+    /* A freed huge block's mapping keeps its guard in the huge cache; a
+     * later, larger block of that mapping must not find the old guard inside
+     * itself (calloc writes all of it), and gets its own right after it. */
+    size_t big = (3u << 20) + 8 * PAGE, small = (3u << 20) + 100;
+    free(malloc(big));
+    uint8_t *p = malloc(small); /* the same mapping: the guard moves down */
+    uintptr_t small_end = ((uintptr_t)p + small + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
+    if (!is_guard_page(small_end)) return fail("no guard right after a block in a reused mapping");
+    free(p);
+    uint8_t *q = calloc(1, big); /* the old guard would lie inside this one */
+    for (size_t i = 0; i < big; i += 64)
+      if (q[i] != 0) return fail("calloc of a reused mapping is not zero");
+    memset(q, 2, big);
+    uintptr_t big_end = ((uintptr_t)q + big + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
+    if (!is_guard_page(big_end)) return fail("no guard after a block that reused a guarded mapping");
+    /* realloc by a few bytes at a time: the guard follows the end. */
+    size_t size = big;
+    for (int step = 0; step < 300; step++) {
+      size += 40;
+      q = realloc(q, size);
+      if (q == NULL) return fail("realloc failed");
+      q[size - 1] = 3;
+      uintptr_t end = ((uintptr_t)q + size + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
+      if (!is_guard_page(end)) return fail("the guard did not follow a block grown in small steps");
+    }
+    free(q);
+    return 0;
+  }
   if (strcmp(what, "guard_segment") == 0) {
     /* Fill segments with 1 KiB blocks; the one closest to a segment's end
      * overflows into the guard page there. */
