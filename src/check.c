@@ -24,9 +24,10 @@
  * checks the canaries and the free_sized claims, fills the block with
  * POISON and holds it in the quarantine; when it leaves the quarantine the
  * poison is verified (write after free) and the block goes back to the
- * core.  realloc moves unless it shrinks a block to at least half (then
- * the canary moves down): a moved block's old copy goes through the
- * quarantine, so a stale pointer to it is caught.
+ * core.  realloc stays in place when it shrinks a block to at least half
+ * or grows it within the block (the canary moves with the end); otherwise
+ * it moves, and the old copy goes through the quarantine, so a stale
+ * pointer to it is caught.
  *
  * Errors are printed by kiln_message (no malloc, no stdio) under one lock,
  * then abort() unless KILN_ON_ERROR=report, which reports and goes on
@@ -551,22 +552,26 @@ size_t kiln_check_usable_size(kiln_page_t *page, kiln_block_t *block, size_t usa
   return rec.size;
 }
 
-/* Shrinking to at least half stays in place, the core's rule with the
- * requested size as the usable one (kiln_heap_realloc relies on it to keep a
- * block in its heap); anything else moves, and the old block then waits in
- * the quarantine, where a stale pointer to it is caught. */
-bool kiln_check_resize_in_place(kiln_page_t *page, kiln_block_t *block, const void *p, size_t size) {
-  if (!cfg.check) return kiln_secure_resize_in_place(page, block, p, size);
+/* In place: shrinking to at least half, the core's rule with the requested
+ * size as the usable one (kiln_heap_realloc relies on it to keep a block in
+ * its heap), and growing within the block, leaving room for the minimum
+ * canary (a buffer grown a few bytes at a time would otherwise be copied
+ * whole at every step).  Anything else moves, and the old block then waits
+ * in the quarantine, where a stale pointer to it is caught. */
+static bool resize_in_place(kiln_page_t *page, kiln_block_t *block, const void *p, size_t size) {
   kiln_live_t rec;
   if (!kiln_table_lookup((uintptr_t)block, &rec) || rec.block + rec.user_off != (uintptr_t)p) return false;
-  if (size > rec.size || size < rec.size / 2) return false;
+  if (size < rec.size / 2) return false;
+  if (size > rec.size && (size > page->block_size || rec.user_off + size + CANARY_MIN > page->block_size))
+    return false;
   int saved_errno = errno;
   kiln_stack_id_t now = kiln_stack_capture();
   if (!cfg.valgrind) check_canaries(&rec, now);
   uint8_t *user = (uint8_t *)p;
   /* A huge block gives its tail back, as in the fast mode (keeping room for
    * the canary); if it cannot (it would no longer be huge), it stays as is. */
-  if (page->bin == KILN_BIN_HUGE && rec.user_off == 0) kiln_huge_resize(kiln_segment_of(p), (void *)p, size + CANARY_MIN);
+  if (page->bin == KILN_BIN_HUGE && rec.user_off == 0 && size < rec.size)
+    kiln_huge_resize(kiln_segment_of(p), (void *)p, size + CANARY_MIN);
   size_t back = (size_t)((uint8_t *)block + page->block_size - (user + size));
   size_t canary_len = back < CANARY_MAX ? back : CANARY_MAX;
   if (cfg.valgrind) {
@@ -580,9 +585,15 @@ bool kiln_check_resize_in_place(kiln_page_t *page, kiln_block_t *block, const vo
   return true;
 }
 
+bool kiln_check_resize_in_place(kiln_page_t *page, kiln_block_t *block, const void *p, size_t size) {
+  if (!cfg.check) return kiln_secure_resize_in_place(page, block, p, size);
+  return resize_in_place(page, block, p, size);
+}
+
 void *kiln_check_grow(kiln_segment_t *segment, kiln_page_t *page, void *p, size_t size) {
-  if (cfg.check) return NULL; /* moves, so the old copy goes through the quarantine */
-  return kiln_secure_grow(segment, page, p, size);
+  if (!cfg.check) return kiln_secure_grow(segment, page, p, size);
+  kiln_block_t *block = kiln_page_block_of(page, p);
+  return block != NULL && resize_in_place(page, block, p, size) ? p : NULL;
 }
 
 static void valgrind_forget(const kiln_live_t *rec) {
