@@ -24,10 +24,10 @@
  *     heap anyway, thanks to the segment map; now it is also not silent.)
  *   Randomised allocation order.  A page carves its blocks in batches of
  *     one OS page (at least 4 blocks, at most 256; page.c), each linked in a
- *     random order instead of address order.  Stops: heap feng shui / grooming that relies
- *     on consecutive mallocs returning adjacent blocks (overflowing from a
- *     controlled block into a chosen victim).  The batches stay lazy, so a
- *     fresh page is not touched in full.
+ *     random order instead of address order.  Stops: heap feng shui /
+ *     grooming that relies on consecutive mallocs returning adjacent blocks
+ *     (overflowing from a controlled block into a chosen victim).  The
+ *     batches stay lazy, so a fresh page is not touched in full.
  *   Guard pages.  The last OS page of every segment is PROT_NONE (the last
  *     page of blocks gives up the room), and a huge block is followed by a
  *     PROT_NONE page right after its last page.  Stops: linear overflows
