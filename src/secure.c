@@ -178,11 +178,8 @@ static kiln_cold void report_double_free(const void *p, size_t usable) {
   kiln_report_end();
 }
 
-void kiln_secure_free_start(kiln_page_t *page, kiln_block_t *block, bool owned) {
-  if (is_free_block(page, block)) {
-    report_double_free(block, page->block_size);
-    return;
-  }
+/* The common free after the O(1) test cleared it (or the search did). */
+kiln_inline void free_start_checked(kiln_page_t *page, kiln_block_t *block, bool owned) {
   size_t size = page->block_size;
   if (size <= ZERO_MAX) zero_block(block, size);
   if (!owned) {
@@ -195,6 +192,18 @@ void kiln_secure_free_start(kiln_page_t *page, kiln_block_t *block, bool owned) 
   } else {
     kiln_free_local(atomic_load_explicit(&page->xheap, memory_order_relaxed), page, block);
   }
+}
+
+/* The block's first word looks like a link: search the lists. */
+static kiln_noinline void free_start_suspect(kiln_page_t *page, kiln_block_t *block, bool owned) {
+  if (on_free_lists(page, block)) report_double_free(block, page->block_size);
+  else free_start_checked(page, block, owned);
+}
+
+/* Every call here is a tail call, so the common case needs no stack frame. */
+void kiln_secure_free_start(kiln_page_t *page, kiln_block_t *block, bool owned) {
+  if (kiln_unlikely(looks_free(page, block))) free_start_suspect(page, block, owned);
+  else free_start_checked(page, block, owned);
 }
 
 bool kiln_secure_free(kiln_page_t *page, kiln_block_t *block, const void *p, size_t size_hint,
