@@ -197,7 +197,9 @@ KILN_EXPORT size_t kiln_get_limit(void);
 
 typedef struct kiln_stats_s {
   size_t allocated;        /* bytes in blocks currently allocated (usable sizes) */
-  size_t allocated_peak;   /* highest `allocated` seen */
+  size_t allocated_peak;   /* highest `allocated` seen (blocks of up to 256 KiB are counted when
+                              their pages are visited, in steps of 1 MiB per thread: a peak that
+                              lasted between two visits can be missed by that much) */
   size_t committed;        /* bytes of OS memory Kiln holds committed (readable/writable) */
   size_t committed_peak;
   size_t mapped;           /* bytes of address space Kiln has mapped */

@@ -53,12 +53,18 @@ void kiln_heap_update_direct(kiln_heap_t *heap, unsigned bin) {
   for (size_t slot = first_slot; slot <= (size >> 4); slot++) heap->pages_direct[slot] = page;
 }
 
-void kiln_stats_page_used(kiln_page_t *page) {
+void kiln_stats_page_used(kiln_tld_t *tld, kiln_page_t *page) {
   long long delta = (long long)page->used - (long long)page->used_accounted;
-  if (delta != 0) {
-    kiln_stats_allocated_delta(delta * (long long)page->block_size);
-    page->used_accounted = page->used;
-  }
+  if (delta == 0) return;
+  page->used_accounted = page->used;
+  tld->allocated_pending += delta * (long long)page->block_size;
+  if (tld->allocated_pending >= KILN_STATS_FLUSH_BYTES || tld->allocated_pending <= -KILN_STATS_FLUSH_BYTES)
+    kiln_stats_flush_pending(tld);
+}
+
+void kiln_stats_flush_pending(kiln_tld_t *tld) {
+  if (tld->allocated_pending != 0) kiln_stats_allocated_delta(tld->allocated_pending);
+  tld->allocated_pending = 0;
 }
 
 /* --- moving pages ---------------------------------------------------------- */
@@ -90,8 +96,8 @@ void kiln_heap_page_free(kiln_heap_t *heap, kiln_page_t *page) {
   if (was_first && !page->flags.x.in_full) kiln_heap_update_direct(heap, page->bin);
   /* No remote thread may still hold the heap through this page. */
   kiln_page_set_delayed(page, KILN_NEVER_DELAYED_FREE, true);
-  kiln_stats_page_used(page);
   kiln_tld_t *tld = heap->tld;
+  kiln_stats_page_used(tld, page);
   if (page->bin < KILN_BIN_COUNT) {
     /* With local_free collected, the blocks still on `free` are exactly
      * capacity - used: the rest of alloc_count were handed out. */
@@ -146,7 +152,7 @@ kiln_page_t *kiln_heap_find_page(kiln_heap_t *heap, unsigned bin) {
   kiln_page_t *page = queue->first;
   while (page != NULL) {
     kiln_page_t *next = page->next;
-    kiln_stats_page_used(page);
+    kiln_stats_page_used(heap->tld, page);
     if (page->free == NULL) kiln_page_collect(page);
     if (page->free == NULL) kiln_page_extend(page);
     if (page->free != NULL) break;
@@ -342,7 +348,7 @@ static void visit_abandon(kiln_heap_t *heap, kiln_page_t *page) {
   }
   kiln_queue_remove(page_queue_of(heap, page), page);
   page->flags.x.in_full = 0;
-  kiln_stats_page_used(page);
+  kiln_stats_page_used(heap->tld, page);
   heap->page_count--;
   /* Release: the reclaiming thread's acquire of thread_id (after taking the
    * segment lock) orders everything before this. */
@@ -406,6 +412,7 @@ void kiln_heap_abandon(kiln_heap_t *heap) {
   kiln_heap_delayed_free_all(heap);
   heap_visit_pages(heap, visit_abandon);
   heap_reset_direct(heap);
+  kiln_stats_flush_pending(heap->tld);
   /* Its huge blocks stay valid and become the program's to free. */
   kiln_heap_huge_release_all(heap, false);
 }

@@ -68,8 +68,11 @@ void kiln_heap_collect(kiln_heap_t *heap, bool force);
 void kiln_heap_abandon(kiln_heap_t *heap);
 void kiln_heap_drop_all(kiln_heap_t *heap);
 
-/* Account the page's `used` change into the process allocation estimate. */
-void kiln_stats_page_used(kiln_page_t *page);
+/* Account the page's `used` change into the process allocation estimate
+ * (through the thread's pending bytes, flushed in steps of
+ * KILN_STATS_FLUSH_BYTES and when the thread's heaps are abandoned). */
+void kiln_stats_page_used(kiln_tld_t *tld, kiln_page_t *page);
+void kiln_stats_flush_pending(kiln_tld_t *tld);
 
 /* Internal fixed-size records (thread records, first-class heaps) carved
  * from OS memory, never returned, reused through a free list: type-stable,

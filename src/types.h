@@ -210,6 +210,11 @@ typedef struct kiln_tld_stats_s {
   uint64_t remote_frees;
 } kiln_tld_stats_t;
 
+/* The process allocation estimate (statistics' peak) takes a thread's
+ * changes in steps of this many bytes: one shared atomic per step, not per
+ * page visit (two threads' slow paths would bounce its cache line). */
+#define KILN_STATS_FLUSH_BYTES ((long long)1 << 20)
+
 struct kiln_tld_s {
   uintptr_t thread_id;
   kiln_heap_t *heap_backing;            /* the thread's default heap */
@@ -220,6 +225,7 @@ struct kiln_tld_s {
   uint32_t heartbeat;                   /* slow-path events since the last clock read */
   bool in_heartbeat;                    /* guards against re-entry from the frees it runs */
   kiln_tld_stats_t stats;
+  long long allocated_pending;          /* bytes not yet added to the process estimate (owner only) */
   struct kiln_thread_s *thread_next;    /* in the process-wide list of thread records */
 };
 
