@@ -60,8 +60,8 @@ bool kiln_check_tracks_blocks;
 kiln_check_config_t kiln_check_config;
 #define cfg kiln_check_config
 
-/* 16: the minimum alignment, so the program's pointer stays 16-aligned. */
-#define FRONT_DEFAULT 16
+/* 16 (check.h): the minimum alignment, so the program's pointer stays 16-aligned. */
+#define FRONT_DEFAULT KILN_CHECK_FRONT_DEFAULT
 /* Alignments up to this get a front canary of `alignment` bytes. */
 #define FRONT_ALIGN_MAX 256
 #define FRONT_CANARY_MAX 64

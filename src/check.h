@@ -20,6 +20,9 @@ extern bool kiln_check_tracks_blocks;
  * pointer sits a front canary into its block, so kiln_page_block_of maps any
  * interior pointer to its block and kiln_check_free validates it. */
 #define KILN_CHECK_ALIGNED_ANY 2
+/* The checking mode's front canary for ordinary alignments: the program's
+ * pointer is its block's start + this. */
+#define KILN_CHECK_FRONT_DEFAULT 16
 
 static inline bool kiln_check_enabled(void) { return __builtin_expect(kiln_check_mode, 0); }
 
