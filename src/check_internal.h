@@ -119,11 +119,14 @@ typedef struct kiln_freed_s {
 /* A block leaving the quarantine: verify its poison, then release it. */
 typedef struct kiln_evicted_s {
   kiln_freed_t rec;
-  uint32_t shard; /* whose in-flight count kiln_table_release_done lowers */
+  _Atomic size_t *in_flight; /* the count kiln_table_release_done lowers */
+  bool shared;               /* ... a shard's (atomic decrement), not the thread's own */
 } kiln_evicted_t;
 #define KILN_EVICT_BATCH 8
 
 bool kiln_table_init(void);
+/* Which shard holds a block's records (tests). */
+size_t kiln_table_shard_index(uintptr_t block);
 /* Insert a live block; false if the table cannot grow (out of memory). */
 bool kiln_table_insert(const kiln_live_t *rec);
 /* Copy the live record of `block` into *out; false if not live. */

@@ -106,6 +106,8 @@ static inline shard_t *shard_of(uintptr_t block) {
 }
 static inline size_t slot_of(uint64_t hash, size_t capacity) { return (size_t)(hash ^ (hash >> 29)) & (capacity - 1); }
 
+size_t kiln_table_shard_index(uintptr_t block) { return (size_t)(shard_of(block) - shards); }
+
 bool kiln_table_init(void) {
   held_flush = kiln_check_config.quarantine / (2 * SHARDS);
   for (size_t i = 0; i < SHARDS; i++) {
@@ -222,11 +224,33 @@ size_t kiln_table_live_count(void) {
 
 /* --- history and quarantine ---------------------------------------------------- */
 /* Blocks popped from the quarantine but not yet given back to the core are
- * counted in their shard's in_flight; a heap being destroyed waits for them
- * (see kiln_table_page_dropped). */
+ * counted as in flight; a heap being destroyed waits for them (see
+ * kiln_table_page_dropped).  The count is per thread (check_stack.c's thread
+ * numbers): a thread pops and releases its evictions itself, so it alone
+ * writes its slot, with plain loads and stores instead of an atomic
+ * read-modify-write on every free.  Threads numbered past RELEASE_SLOTS use
+ * their shard's atomic count.  Why the waiter sees every count it must: a
+ * block is popped under its shard's lock, and the waiter takes every
+ * shard's lock before it reads the counts; a block not popped by then was
+ * still held, and the waiter took it out of the quarantine itself. */
+#define RELEASE_SLOTS 1024
+typedef struct __attribute__((aligned(64))) release_slot_s {
+  _Atomic size_t in_flight; /* written by its thread only */
+} release_slot_t;
+static release_slot_t release_slots[RELEASE_SLOTS];
+
 static void mark_in_flight(shard_t *s, kiln_evicted_t *evicted) {
-  evicted->shard = (uint32_t)(s - shards);
-  atomic_fetch_add_explicit(&s->in_flight, 1, memory_order_relaxed);
+  uint32_t thread = kiln_thread_number();
+  if (thread < RELEASE_SLOTS) {
+    _Atomic size_t *own = &release_slots[thread].in_flight;
+    atomic_store_explicit(own, atomic_load_explicit(own, memory_order_relaxed) + 1, memory_order_relaxed);
+    evicted->in_flight = own;
+    evicted->shared = false;
+  } else {
+    atomic_fetch_add_explicit(&s->in_flight, 1, memory_order_relaxed);
+    evicted->in_flight = &s->in_flight;
+    evicted->shared = true;
+  }
 }
 
 /* Bring the process-wide estimate up to date when this shard's held bytes
@@ -345,8 +369,13 @@ size_t kiln_table_drain(kiln_evicted_t *evicted, size_t max) {
 }
 
 void kiln_table_release_done(const kiln_evicted_t *evicted, size_t count) {
-  for (size_t i = 0; i < count; i++)
-    atomic_fetch_sub_explicit(&shards[evicted[i].shard].in_flight, 1, memory_order_release);
+  /* Release: the block is back in the core before the waiter sees the
+   * count drop. */
+  for (size_t i = 0; i < count; i++) {
+    _Atomic size_t *c = evicted[i].in_flight;
+    if (evicted[i].shared) atomic_fetch_sub_explicit(c, 1, memory_order_release);
+    else atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) - 1, memory_order_release);
+  }
 }
 
 static bool ring_search(shard_t *s, uintptr_t block, uintptr_t p, kiln_freed_t *out) {
@@ -434,6 +463,8 @@ void kiln_table_page_dropped(uintptr_t start, size_t block_size, size_t count, k
    * Acquire pairs with the release in kiln_table_release_done. */
   for (size_t i = 0; i < SHARDS; i++)
     while (atomic_load_explicit(&shards[i].in_flight, memory_order_acquire) != 0) kiln_os_yield();
+  for (size_t i = 0; i < RELEASE_SLOTS; i++)
+    while (atomic_load_explicit(&release_slots[i].in_flight, memory_order_acquire) != 0) kiln_os_yield();
 }
 
 /* --- whole-table access ------------------------------------------------------ */

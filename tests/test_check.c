@@ -108,7 +108,7 @@ static void test_quarantine_order(void **state) {
        * first within a shard. */
       uintptr_t b = evicted[j].rec.block;
       assert_true(b >= first && b < a);
-      uint32_t shard = evicted[j].shard;
+      size_t shard = kiln_table_shard_index(b);
       assert_true(shard < 64);
       assert_true(b > newest_evicted[shard]);
       newest_evicted[shard] = b;
