@@ -63,11 +63,6 @@ kiln_block_t *kiln_page_block_of(kiln_page_t *page, const void *p) {
   uint16_t capacity = __atomic_load_n(&page->capacity, __ATOMIC_RELAXED);
   if (!__atomic_load_n(&page->flags.x.has_aligned, __ATOMIC_RELAXED))
     return kiln_page_block_index(page, p) < capacity ? (kiln_block_t *)p : NULL;
-  /* A page holding over-aligned blocks: p may be the aligned address inside
-   * a block, align_up(block, A) for the alignment A asked for.  Such a p is a
-   * multiple of A and lies less than A past the block start, so it is less
-   * than lowbit(p) (the largest power of two dividing p) past it; any other
-   * interior pointer (p + 16 of a plain block, say) is refused. */
   if (page->flags.x.has_aligned == KILN_CHECK_ALIGNED_ANY) {
     /* The checking mode's usual pointer: block start + the default front
      * (blocks there are larger than the front, so p lies in that block);
@@ -75,6 +70,11 @@ kiln_block_t *kiln_page_block_of(kiln_page_t *page, const void *p) {
     const uint8_t *start = (const uint8_t *)p - KILN_CHECK_FRONT_DEFAULT;
     if (kiln_page_block_index(page, start) < capacity) return (kiln_block_t *)start;
   }
+  /* A page holding over-aligned blocks: p may be the aligned address inside
+   * a block, align_up(block, A) for the alignment A asked for.  Such a p is a
+   * multiple of A and lies less than A past the block start, so it is less
+   * than lowbit(p) (the largest power of two dividing p) past it; any other
+   * interior pointer (p + 16 of a plain block, say) is refused. */
   uintptr_t offset = (uintptr_t)p - (uintptr_t)page->start;
   size_t index = offset / page->block_size;
   if ((uintptr_t)p < (uintptr_t)page->start || index >= capacity) return NULL;
