@@ -83,7 +83,7 @@ void *kiln_realloc(void *p, size_t size) {
   } else if (size <= usable && kiln_check_resize_in_place(page, block, p, size)) {
     return p;
   } else if (size > usable) {
-    void *grown = kiln_check_grow(segment, page, p, size);
+    void *grown = kiln_check_grow(segment, page, block, p, size);
     if (grown != NULL) return grown;
   }
   void *moved = kiln_heap_malloc(realloc_heap(segment, page), size);

@@ -590,10 +590,9 @@ bool kiln_check_resize_in_place(kiln_page_t *page, kiln_block_t *block, const vo
   return resize_in_place(page, block, p, size);
 }
 
-void *kiln_check_grow(kiln_segment_t *segment, kiln_page_t *page, void *p, size_t size) {
+void *kiln_check_grow(kiln_segment_t *segment, kiln_page_t *page, kiln_block_t *block, void *p, size_t size) {
   if (!cfg.check) return kiln_secure_grow(segment, page, p, size);
-  kiln_block_t *block = kiln_page_block_of(page, p);
-  return block != NULL && resize_in_place(page, block, p, size) ? p : NULL;
+  return resize_in_place(page, block, p, size) ? p : NULL;
 }
 
 static void valgrind_forget(const kiln_live_t *rec) {

@@ -47,7 +47,7 @@ size_t kiln_check_usable_size(kiln_page_t *page, kiln_block_t *block, size_t usa
 bool kiln_check_resize_in_place(kiln_page_t *page, kiln_block_t *block, const void *p, size_t size);
 /* realloc growing a block past its usable size without a copy (the
  * hardened mode's huge blocks, moving their guard); NULL: move it. */
-void *kiln_check_grow(kiln_segment_t *segment, kiln_page_t *page, void *p, size_t size);
+void *kiln_check_grow(kiln_segment_t *segment, kiln_page_t *page, kiln_block_t *block, void *p, size_t size);
 /* Hardened mode: free of a block start of a keyed page (small, medium or
  * large), by its owner or another thread: the common free (src/secure.c). */
 void kiln_secure_free_start(kiln_page_t *page, kiln_block_t *block, bool owned);

@@ -73,9 +73,7 @@ static kiln_segment_t *huge_cache_take(size_t size) {
   return found;
 }
 
-/* Make a hardened-mode guard page (secure.c) left in a cached mapping
- * accessible again. */
-static void huge_drop_guard(kiln_segment_t *segment) {
+void kiln_huge_drop_guard(kiln_segment_t *segment) {
   if (segment->guard_offset == 0) return;
   kiln_os_unprotect((uint8_t *)segment + segment->guard_offset, kiln_os_page_size());
   segment->guard_offset = 0;
@@ -95,7 +93,7 @@ static kiln_segment_t *huge_fit(kiln_segment_t *segment, size_t total) {
     }
     return segment;
   }
-  huge_drop_guard(segment); /* before its page moves (or is copied, under valgrind) */
+  kiln_huge_drop_guard(segment); /* before its page moves (or is copied, under valgrind) */
   kiln_segment_t *grown = kiln_os_remap(segment, have, total, KILN_SEGMENT_SIZE);
   if (grown == NULL) {
     kiln_os_free(segment, have, have);
@@ -259,7 +257,7 @@ void *kiln_huge_alloc(kiln_heap_t *owner, size_t size, size_t alignment, bool ze
   segment->header_size = (size_t)(block - (uint8_t *)segment);
   /* A guard the mapping kept from its last block may stay only past this
    * one (the hardened mode then moves it or keeps it: secure.c). */
-  if (guard_offset != 0 && (uint8_t *)segment + guard_offset < block + size) huge_drop_guard(segment);
+  if (guard_offset != 0 && (uint8_t *)segment + guard_offset < block + size) kiln_huge_drop_guard(segment);
   segment->kind = KILN_SEGMENT_HUGE;
   segment->page_shift = 63;
   segment->page_count = 1;

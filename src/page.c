@@ -223,7 +223,7 @@ void kiln_page_free_mt(kiln_page_t *page, kiln_block_t *block) {
 void *kiln_page_pop_keyed(kiln_page_t *page) {
   kiln_block_t *block = page->free;
   kiln_block_t *next = kiln_block_next(page, block);
-  if (kiln_unlikely(next != NULL && kiln_page_block_index(page, next) >= page->capacity))
+  if (kiln_unlikely(!kiln_link_in_page(page, next)))
     kiln_fatal("kiln: heap corruption detected: a free block at %p of the %zu-byte page %p links to %p, "
                "not a block of its page (use after free or overflow into a freed block)",
                (void *)block, page->block_size, (void *)page->start, (void *)next);

@@ -9,6 +9,7 @@
 #define KILN_PAGE_H
 
 #include "internal.h"
+#include "ptr.h"
 #include "types.h"
 
 /* Set a fresh page (from kiln_segment_page_alloc) up for `bin` in `heap`:
@@ -32,6 +33,13 @@ kiln_inline kiln_block_t *kiln_block_next(const kiln_page_t *page, const kiln_bl
 }
 kiln_inline void kiln_block_set_next(const kiln_page_t *page, kiln_block_t *block, kiln_block_t *next) {
   block->next = (kiln_block_t *)((uintptr_t)next ^ page->key);
+}
+
+/* Whether a decoded link can be genuine: NULL, or a carved block of the
+ * page (capacity read relaxed: other threads ask too, while the owner
+ * extends the page). */
+kiln_inline bool kiln_link_in_page(const kiln_page_t *page, const kiln_block_t *next) {
+  return next == NULL || kiln_page_block_index(page, next) < __atomic_load_n(&page->capacity, __ATOMIC_RELAXED);
 }
 
 /* Pop from a keyed page (hardened mode): validate the decoded link (a block

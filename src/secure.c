@@ -92,8 +92,7 @@ static bool list_contains(const kiln_page_t *page, const kiln_block_t *list, con
  * the page)?  Program data does so only by chance (~2^-40, the key is
  * random), so this O(1) test clears almost every free. */
 kiln_inline bool looks_free(const kiln_page_t *page, const kiln_block_t *block) {
-  kiln_block_t *next = kiln_block_next(page, block);
-  return next == NULL || kiln_page_block_index(page, next) < __atomic_load_n(&page->capacity, __ATOMIC_RELAXED);
+  return kiln_link_in_page(page, kiln_block_next(page, block));
 }
 
 static kiln_noinline bool on_free_lists(kiln_page_t *page, kiln_block_t *block) {
@@ -142,17 +141,16 @@ static void huge_guard(kiln_segment_t *segment, kiln_page_t *page, uint8_t *p, s
   page->block_size = (size_t)((want != NULL ? want : huge_end(segment)) - page->start);
 }
 
-/* Before the core resizes or moves the block: no guard left in the mapping. */
-static void huge_unguard(kiln_segment_t *segment, kiln_page_t *page) {
-  if (segment->guard_offset != 0) kiln_os_unprotect((uint8_t *)segment + segment->guard_offset, kiln_os_page_size());
-  segment->guard_offset = 0;
-  page->block_size = (size_t)(huge_end(segment) - page->start);
-}
-
 /* The block is freed: the guard stays (see above); block_size goes back to
  * what the core set, which its statistics subtract. */
 static void huge_release(kiln_segment_t *segment, kiln_page_t *page) {
   page->block_size = (size_t)(huge_end(segment) - page->start);
+}
+
+/* Before the core resizes or moves the block: no guard left in the mapping. */
+static void huge_unguard(kiln_segment_t *segment, kiln_page_t *page) {
+  kiln_huge_drop_guard(segment);
+  huge_release(segment, page);
 }
 
 /* --- the hooks ----------------------------------------------------------------------- */

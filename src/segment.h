@@ -50,6 +50,9 @@ void *kiln_huge_alloc(kiln_heap_t *owner, size_t size, size_t alignment, bool ze
  * reset), or leave them to the program (thread exit). */
 void kiln_heap_huge_release_all(kiln_heap_t *heap, bool free_blocks);
 void kiln_huge_free(kiln_segment_t *segment);
+/* Make the hardened mode's guard page of the mapping (segment->guard_offset,
+ * secure.c) accessible again and forget it. */
+void kiln_huge_drop_guard(kiln_segment_t *segment);
 /* Grow or shrink in place within the mapping; false if it does not fit. */
 bool kiln_huge_resize(kiln_segment_t *segment, void *p, size_t size);
 /* Grow a huge block by moving its pages; the new address or NULL. */
