@@ -71,19 +71,34 @@ static int is_guard_page(uintptr_t addr) {
   return guard;
 }
 
+/* The first OS page at or after p + size. */
+static uintptr_t end_page(const void *p, size_t size) {
+  return ((uintptr_t)p + size + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
+}
+
+/* NULL if the page right after [p, p + size) is a PROT_NONE guard and a
+ * write running off the end faults exactly there; else what is wrong. */
+static const char *guard_problem(uint8_t *p, size_t size) {
+  uintptr_t end = end_page(p, size);
+  if (!is_guard_page(end)) return "not a PROT_NONE guard";
+  if (first_fault(p + size, 2 * PAGE) != end) return "no fault at the guard page";
+  return NULL;
+}
+
+static int fail_guard(const char *where, const char *problem) {
+  fprintf(stderr, "secure: FAIL: the page after %s: %s\n", where, problem);
+  return 1;
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "";
   if (strcmp(what, "guard_huge") == 0) {
     /* A write past the last page of a huge block faults at once. */
     size_t size = (3u << 20) + 100;
     uint8_t *p = malloc(size);
-    uintptr_t end = ((uintptr_t)p + size + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
-    int guarded = is_guard_page(end);
-    uintptr_t at = first_fault(p + size, 2 * PAGE);
+    const char *problem = guard_problem(p, size);
     free(p);
-    if (!guarded) return fail("the page after a huge block is not a PROT_NONE guard");
-    if (at != end) return fail("no fault at the guard page after a huge block");
-    return 0;
+    return problem != NULL ? fail_guard("a huge block", problem) : 0;
   }
   if (strcmp(what, "guard_huge_realloc") == 0) {
     /* A huge block grown by realloc (in place or by moving its pages) keeps
@@ -98,13 +113,9 @@ int main(int argc, char **argv) {
       if (q[i] != (uint8_t)(i / PAGE)) return fail("contents lost by the grow");
     if (q[size - 1] != 0x5a) return fail("last byte lost by the grow");
     memset(q + size, 1, grown_size - size); /* the new room is writable */
-    uintptr_t end = ((uintptr_t)q + grown_size + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
-    int guarded = is_guard_page(end);
-    uintptr_t at = first_fault(q + grown_size, 2 * PAGE);
+    const char *problem = guard_problem(q, grown_size);
     free(q);
-    if (!guarded) return fail("the page after a grown huge block is not a PROT_NONE guard");
-    if (at != end) return fail("no fault at the guard page after a grown huge block");
-    return 0;
+    return problem != NULL ? fail_guard("a grown huge block", problem) : 0;
   }
   if (strcmp(what, "guard_huge_reuse") == 0) {
     /* A freed huge block's mapping keeps its guard in the huge cache; a
@@ -113,15 +124,13 @@ int main(int argc, char **argv) {
     size_t big = (3u << 20) + 8 * PAGE, small = (3u << 20) + 100;
     free(malloc(big));
     uint8_t *p = malloc(small); /* the same mapping: the guard moves down */
-    uintptr_t small_end = ((uintptr_t)p + small + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
-    if (!is_guard_page(small_end)) return fail("no guard right after a block in a reused mapping");
+    if (!is_guard_page(end_page(p, small))) return fail("no guard right after a block in a reused mapping");
     free(p);
     uint8_t *q = calloc(1, big); /* the old guard would lie inside this one */
     for (size_t i = 0; i < big; i += 64)
       if (q[i] != 0) return fail("calloc of a reused mapping is not zero");
     memset(q, 2, big);
-    uintptr_t big_end = ((uintptr_t)q + big + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
-    if (!is_guard_page(big_end)) return fail("no guard after a block that reused a guarded mapping");
+    if (!is_guard_page(end_page(q, big))) return fail("no guard after a block that reused a guarded mapping");
     /* realloc by a few bytes at a time: the guard follows the end. */
     size_t size = big;
     for (int step = 0; step < 300; step++) {
@@ -129,8 +138,7 @@ int main(int argc, char **argv) {
       q = realloc(q, size);
       if (q == NULL) return fail("realloc failed");
       q[size - 1] = 3;
-      uintptr_t end = ((uintptr_t)q + size + PAGE - 1) & ~(uintptr_t)(PAGE - 1);
-      if (!is_guard_page(end)) return fail("the guard did not follow a block grown in small steps");
+      if (!is_guard_page(end_page(q, size))) return fail("the guard did not follow a block grown in small steps");
     }
     free(q);
     return 0;
