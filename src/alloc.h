@@ -47,8 +47,9 @@ kiln_inline void *kiln_malloc_inline(size_t size) {
 }
 
 /* free: segment by bitmap and mask -> page by index -> if we own it and it
- * is a plain page and p starts a carved block, push on local_free; the same
- * on a hardened page goes to secure.c, the rest to free.c.  (This is
+ * is a plain page and p starts a carved block, push on local_free.  A block
+ * start on a hardened page goes to secure.c (the owner's and other threads'
+ * each to their own hook), the rest to free.c.  (This is
  * kiln_segment_of unrolled, so the rare cases leave in one branch; a NULL p
  * falls in chunk 0, which is never a segment.) */
 kiln_inline void kiln_free_inline(void *p) {
@@ -60,14 +61,23 @@ kiln_inline void kiln_free_inline(void *p) {
     /* Any thread reads capacity here: relaxed, as the owner extends it
      * (page.c); a block handed out was carved before. */
     bool starts_block = kiln_page_block_index(page, p) < __atomic_load_n(&page->capacity, __ATOMIC_RELAXED);
-    if (kiln_likely(owned && page->flags.all == 0 && starts_block)) {
+    if (kiln_likely(owned && starts_block)) {
       kiln_block_t *block = (kiln_block_t *)p;
-      block->next = page->local_free;
-      page->local_free = block;
-      if (kiln_unlikely(--page->used == 0)) kiln_free_retire(page);
+      if (kiln_likely(page->flags.all == 0)) {
+        block->next = page->local_free;
+        page->local_free = block;
+        if (kiln_unlikely(--page->used == 0)) kiln_free_retire(page);
+      } else if (page->flags.all == KILN_PAGE_FLAGS_KEYED) {
+        kiln_secure_free_local(page, block);
+      } else {
+        kiln_free_generic(segment, page, p);
+      }
       return;
     }
-    if (starts_block && page->key != 0) kiln_secure_free_start(page, (kiln_block_t *)p, owned);
+    /* (flags.x.checked is set before the page hands out a block and stays;
+     * the owner changes only the other flag bytes.) */
+    if (starts_block && page->flags.x.checked == KILN_PAGE_CHECKED_KEYED)
+      kiln_secure_free_remote(page, (kiln_block_t *)p);
     else kiln_free_generic(segment, page, p);
     return;
   }

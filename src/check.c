@@ -602,7 +602,7 @@ static void valgrind_forget(const kiln_live_t *rec) {
 
 void kiln_check_page_init(kiln_heap_t *heap, kiln_page_t *page) {
   if (cfg.check) {
-    page->flags.x.checked = 1;
+    page->flags.x.checked = KILN_PAGE_CHECKED; /* even a keyed page (with KILN_SECURE) */
     page->flags.x.has_aligned = KILN_CHECK_ALIGNED_ANY; /* free(user) must find the block start */
   }
   if (cfg.secure) kiln_secure_page_init(heap, page);

@@ -275,7 +275,7 @@ void *kiln_huge_alloc(kiln_heap_t *owner, size_t size, size_t alignment, bool ze
   page->alloc_count = 1;
   atomic_store_explicit(&page->xthread_free, (uintptr_t)KILN_NEVER_DELAYED_FREE, memory_order_relaxed);
   if (zero && !fresh) memset(block, 0, size);
-  if (kiln_check_enabled()) page->flags.x.checked = 1;
+  if (kiln_check_enabled()) page->flags.x.checked = KILN_PAGE_CHECKED;
   kiln_segment_register_huge(segment);
   kiln_segment_map_set((uintptr_t)segment, KILN_CHUNK_START);
   if (block >= (uint8_t *)segment + KILN_SEGMENT_SIZE) kiln_segment_map_set((uintptr_t)block, KILN_CHUNK_PREV);

@@ -42,7 +42,7 @@ void kiln_page_init(kiln_heap_t *heap, kiln_page_t *page, unsigned bin, size_t b
     /* The low 4 bits stay 0, so a genuine link decodes to a 16-byte aligned
      * block, and | 16 keeps the key non-zero. */
     page->key = (uintptr_t)(kiln_random_next(&heap->random) & ~(uint64_t)15) | 16;
-    page->flags.x.checked = 1;
+    page->flags.x.checked = KILN_PAGE_CHECKED_KEYED; /* the checking mode sets CHECKED */
   }
   page_set_divisor(page, block_size);
   atomic_store_explicit(&page->xthread_free, (uintptr_t)KILN_NO_DELAYED_FREE, memory_order_relaxed);
@@ -70,18 +70,25 @@ static size_t page_extend_count(const kiln_page_t *page) {
   return count;
 }
 
-/* Link `count` blocks from `first` in a random order (Fisher-Yates) in
- * front of page->free. */
+/* Link `count` blocks from `first` in a random order in front of
+ * page->free.  The order is the "inside-out" Fisher-Yates shuffle (Knuth,
+ * TAOCP 3.4.2, Algorithm P run forwards): after step i, order[0..i] is a
+ * uniformly random permutation of 0..i, so no separate pass fills the
+ * identity first.  Each 64-bit random value gives two 32-bit draws, scaled
+ * to [0, i] by a multiply-high (bias under 2^-24 for i < 256). */
 static void page_link_shuffled(kiln_page_t *page, uint8_t *first, size_t count) {
   uint16_t order[PAGE_SHUFFLE_MAX_BLOCKS];
   kiln_heap_t *heap = atomic_load_explicit(&page->xheap, memory_order_relaxed);
-  for (size_t i = 0; i < count; i++) order[i] = (uint16_t)i;
-  for (size_t i = count - 1; i > 0; i--) {
-    size_t j = kiln_random_below(kiln_random_next(&heap->random), i + 1);
-    uint16_t t = order[i];
+  uint64_t state = heap->random, bits = 0;
+  order[0] = 0;
+  for (size_t i = 1; i < count; i++) {
+    if (i & 1) bits = kiln_random_next(&state);
+    else bits >>= 32;
+    size_t j = (size_t)(((bits & UINT32_MAX) * (i + 1)) >> 32);
     order[i] = order[j];
-    order[j] = t;
+    order[j] = (uint16_t)i;
   }
+  heap->random = state;
   kiln_block_t *next = page->free;
   for (size_t i = count; i-- > 0;) {
     kiln_block_t *block = (kiln_block_t *)(first + (size_t)order[i] * page->block_size);

@@ -54,8 +54,9 @@
  * How it hooks in: pages of a hardened heap have a key (page.h), which sends
  * the malloc fast path to kiln_page_pop_keyed (validate the link, clear the
  * block's link word), and flags.x.checked, which sends every free out of the
- * inline fast path: frees of block starts (by any thread) to
- * kiln_secure_free_start, the rest through the generic path to
+ * inline fast path: the owner's frees of block starts on pages with no
+ * other flag to kiln_secure_free_local, other threads' frees of block starts
+ * to kiln_secure_free_remote, the rest through the generic path to
  * kiln_secure_free.  The hardened mode also sets kiln_check_mode, so mallocs
  * that miss the fast path reach kiln_secure_malloc (guards of huge blocks).
  */
@@ -88,11 +89,16 @@ static bool list_contains(const kiln_page_t *page, const kiln_block_t *list, con
   return false;
 }
 
-/* Does the block's first word decode like a link (NULL or a carved block of
- * the page)?  Program data does so only by chance (~2^-40, the key is
- * random), so this O(1) test clears almost every free. */
+/* Could the block's first word be an encoded link?  A genuine one decodes
+ * to NULL or to a block of the page, so to the block's own 4 MiB segment.
+ * Program data decodes into the segment only if its top 42 bits equal those
+ * of key ^ block: by chance, ~2^-42 (the key is random and secret).  The
+ * segment test is a shift where the exact "carved block of the page" test
+ * (kiln_link_in_page, which the search applies) is a multiplication, and
+ * this screen runs on every free; a false alarm costs only the search. */
 kiln_inline bool looks_free(const kiln_page_t *page, const kiln_block_t *block) {
-  return kiln_link_in_page(page, kiln_block_next(page, block));
+  uintptr_t next = (uintptr_t)kiln_block_next(page, block);
+  return next == 0 || ((next ^ (uintptr_t)block) >> KILN_SEGMENT_SHIFT) == 0;
 }
 
 static kiln_noinline bool on_free_lists(kiln_page_t *page, kiln_block_t *block) {
@@ -106,14 +112,25 @@ kiln_inline bool is_free_block(kiln_page_t *page, kiln_block_t *block) {
   return kiln_unlikely(looks_free(page, block)) && on_free_lists(page, block);
 }
 
-/* Zero a freed block (size <= ZERO_MAX): inline 16-byte stores, cheaper
- * than a call to memset at these sizes. */
+/* Zero a freed block of 16 to ZERO_MAX (128) bytes with 16-byte stores from
+ * both ends, which overlap in the middle: 2, 4 or 8 stores after at most
+ * two size tests, where a loop would take a test per 16 bytes (and, with
+ * sizes that vary, mispredict its exit).  Blocks are never under 16 bytes
+ * (size_class.c). */
+_Static_assert(ZERO_MAX == 128, "zero_block covers 128 bytes with 2 x 4 stores");
+kiln_inline void zero_16(uint8_t *p) { __builtin_memset(p, 0, 16); }
 kiln_inline void zero_block(kiln_block_t *block, size_t size) {
-  uint64_t *w = (uint64_t *)block;
-  for (size_t i = 0; i < size / 8; i += 2) {
-    w[i] = 0;
-    w[i + 1] = 0;
-  }
+  uint8_t *start = (uint8_t *)block, *end = start + size;
+  zero_16(start);
+  zero_16(end - 16);
+  if (size <= 32) return;
+  zero_16(start + 16);
+  zero_16(end - 32);
+  if (size <= 64) return;
+  zero_16(start + 32);
+  zero_16(start + 48);
+  zero_16(end - 64);
+  zero_16(end - 48);
 }
 
 /* --- huge blocks: a guard page after the block --------------------------------------
@@ -176,32 +193,38 @@ static kiln_cold void report_double_free(const void *p, size_t usable) {
   kiln_report_end();
 }
 
-/* The common free after the O(1) test cleared it (or the search did). */
-kiln_inline void free_start_checked(kiln_page_t *page, kiln_block_t *block, bool owned) {
+/* The common frees, once the O(1) test (or the search) cleared them. */
+kiln_inline void free_local_checked(kiln_page_t *page, kiln_block_t *block) {
   size_t size = page->block_size;
   if (size <= ZERO_MAX) zero_block(block, size);
-  if (!owned) {
-    kiln_free_remote(page, block);
-  } else if (kiln_likely(page->flags.all == KILN_PAGE_FLAGS_KEYED)) {
-    /* As the plain fast path (alloc.h), with the link encoded. */
-    kiln_block_set_next(page, block, page->local_free);
-    page->local_free = block;
-    if (kiln_unlikely(--page->used == 0)) kiln_free_retire(page);
-  } else {
-    kiln_free_local(atomic_load_explicit(&page->xheap, memory_order_relaxed), page, block);
-  }
+  /* As the plain fast path (alloc.h), with the link encoded. */
+  kiln_block_set_next(page, block, page->local_free);
+  page->local_free = block;
+  if (kiln_unlikely(--page->used == 0)) kiln_free_retire(page);
+}
+
+kiln_inline void free_remote_checked(kiln_page_t *page, kiln_block_t *block) {
+  size_t size = page->block_size;
+  if (size <= ZERO_MAX) zero_block(block, size);
+  kiln_free_remote(page, block);
 }
 
 /* The block's first word looks like a link: search the lists. */
-static kiln_noinline void free_start_suspect(kiln_page_t *page, kiln_block_t *block, bool owned) {
+static kiln_noinline void free_suspect(kiln_page_t *page, kiln_block_t *block, bool owned) {
   if (on_free_lists(page, block)) report_double_free(block, page->block_size);
-  else free_start_checked(page, block, owned);
+  else if (owned) free_local_checked(page, block);
+  else free_remote_checked(page, block);
 }
 
-/* Every call here is a tail call, so the common case needs no stack frame. */
-void kiln_secure_free_start(kiln_page_t *page, kiln_block_t *block, bool owned) {
-  if (kiln_unlikely(looks_free(page, block))) free_start_suspect(page, block, owned);
-  else free_start_checked(page, block, owned);
+/* Every call in these two is a tail call, so they need no stack frame. */
+void kiln_secure_free_local(kiln_page_t *page, kiln_block_t *block) {
+  if (kiln_unlikely(looks_free(page, block))) free_suspect(page, block, true);
+  else free_local_checked(page, block);
+}
+
+void kiln_secure_free_remote(kiln_page_t *page, kiln_block_t *block) {
+  if (kiln_unlikely(looks_free(page, block))) free_suspect(page, block, false);
+  else free_remote_checked(page, block);
 }
 
 bool kiln_secure_free(kiln_page_t *page, kiln_block_t *block, const void *p, size_t size_hint,

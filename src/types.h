@@ -88,12 +88,19 @@ typedef union kiln_page_flags_u {
   struct {
     uint8_t in_full;     /* in the heap's full queue */
     uint8_t has_aligned; /* holds over-aligned blocks: free must find the block start */
-    uint8_t checked;     /* checking or hardened mode: every free takes the checked path */
+    uint8_t checked;     /* KILN_PAGE_CHECKED or _KEYED: frees go to the modes' hooks (check.h) */
     uint8_t accounted;   /* the heap has a limit: frees must update heap->allocated */
   } x;
 } kiln_page_flags_t;
+/* Values of flags.x.checked:
+ *   CHECKED  every free takes the generic path to the modes' hooks (pages
+ *            of the checking mode; the hardened mode's huge blocks);
+ *   KEYED    a keyed page of the hardened mode (without the checking mode):
+ *            the inline free sends block starts straight to secure.c. */
+#define KILN_PAGE_CHECKED 1
+#define KILN_PAGE_CHECKED_KEYED 2
 /* flags.all of a hardened page with nothing else to note (secure.c). */
-#define KILN_PAGE_FLAGS_KEYED (((kiln_page_flags_t){.x = {.checked = 1}}).all)
+#define KILN_PAGE_FLAGS_KEYED (((kiln_page_flags_t){.x = {.checked = KILN_PAGE_CHECKED_KEYED}}).all)
 
 /* One page.  Invariants (counted in blocks):
  *   used + |free| + |local_free| == capacity <= reserved

@@ -25,7 +25,7 @@ set(KILN_MISUSE_DIR ${CMAKE_CURRENT_LIST_DIR}/misuse)
 set(KILN_MISUSE_RUN bash ${KILN_MISUSE_DIR}/run.sh)
 
 # program -> its cases (the first argument it gets; also the EXPECT key).
-set(KILN_MISUSE_double_free small medium huge)
+set(KILN_MISUSE_double_free small medium huge aligned aligned_secure)
 set(KILN_MISUSE_double_free_realloc realloc)
 set(KILN_MISUSE_invalid_free stack static interior interior_huge foreign destroyed)
 set(KILN_MISUSE_free_sized size aligned alignment)
@@ -57,6 +57,8 @@ foreach(program double_free double_free_realloc invalid_free free_sized overflow
       set(env KILN_LEAKS=1)
     elseif(case STREQUAL "churn")
       set(env KILN_CHECK=1 KILN_QUARANTINE=4096)
+    elseif(case MATCHES "_secure$")
+      set(env KILN_CHECK=1 KILN_SECURE=1)
     endif()
     foreach(clean "" "clean")
       set(how ${mode})
