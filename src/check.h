@@ -48,11 +48,6 @@ bool kiln_check_resize_in_place(kiln_page_t *page, kiln_block_t *block, const vo
 /* realloc growing a block past its usable size without a copy (the
  * hardened mode's huge blocks, moving their guard); NULL: move it. */
 void *kiln_check_grow(kiln_segment_t *segment, kiln_page_t *page, kiln_block_t *block, void *p, size_t size);
-/* Hardened mode: the common frees (src/secure.c), of a block start of a
- * keyed page (small, medium or large): by its owner when the page has no
- * other flag (KILN_PAGE_FLAGS_KEYED), and by any other thread. */
-void kiln_secure_free_local(kiln_page_t *page, kiln_block_t *block);
-void kiln_secure_free_remote(kiln_page_t *page, kiln_block_t *block);
 /* Leak report at exit. */
 void kiln_check_at_exit(void);
 

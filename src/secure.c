@@ -38,7 +38,7 @@
  *     page metadata, and a free block holds only its (encoded) `next` link.
  *     Stops: overflows that rewrite size/flags headers next to user data
  *     (the glibc unlink family).
- *   Zero on free for blocks up to ZERO_MAX (128) bytes.  Stops: information
+ *   Zero on free for blocks up to KILN_SECURE_ZERO_MAX (128) bytes.  Stops: information
  *     leaks of freed secrets through uninitialised reads of a later block, and
  *     makes use-after-free reads see zeros (NULL function pointers crash
  *     instead of jumping to attacker data).  Larger blocks are not zeroed:
@@ -54,10 +54,10 @@
  * How it hooks in: pages of a hardened heap have a key (page.h), which sends
  * the malloc fast path to kiln_page_pop_keyed (validate the link, clear the
  * block's link word), and flags.x.checked, which sends every free out of the
- * inline fast path: the owner's frees of block starts on pages with no
- * other flag to kiln_secure_free_local, other threads' frees of block starts
- * to kiln_secure_free_remote, the rest through the generic path to
- * kiln_secure_free.  The hardened mode also sets kiln_check_mode, so mallocs
+ * plain fast path: the owner's frees of block starts on pages with no
+ * other flag take kiln_secure_free_local (secure.h, inline in free), other
+ * threads' frees of block starts kiln_secure_free_remote, the rest the
+ * generic path to kiln_secure_free.  The hardened mode also sets kiln_check_mode, so mallocs
  * that miss the fast path reach kiln_secure_malloc (guards of huge blocks).
  */
 #include <string.h>
@@ -68,9 +68,6 @@
 #include "os.h"
 #include "page.h"
 #include "segment.h"
-
-/* Up to 128 bytes, zeroing is a few inline stores (zero_block). */
-#define ZERO_MAX ((size_t)128)
 
 /* --- double free ----------------------------------------------------------------------
  * Is `block` on one of the page's free lists?  Only asked when its first
@@ -89,18 +86,6 @@ static bool list_contains(const kiln_page_t *page, const kiln_block_t *list, con
   return false;
 }
 
-/* Could the block's first word be an encoded link?  A genuine one decodes
- * to NULL or to a block of the page, so to the block's own 4 MiB segment.
- * Program data decodes into the segment only if its top 42 bits equal those
- * of key ^ block: by chance, ~2^-42 (the key is random and secret).  The
- * segment test is a shift where the exact "carved block of the page" test
- * (kiln_link_in_page, which the search applies) is a multiplication, and
- * this screen runs on every free; a false alarm costs only the search. */
-kiln_inline bool looks_free(const kiln_page_t *page, const kiln_block_t *block) {
-  uintptr_t next = (uintptr_t)kiln_block_next(page, block);
-  return next == 0 || ((next ^ (uintptr_t)block) >> KILN_SEGMENT_SHIFT) == 0;
-}
-
 static kiln_noinline bool on_free_lists(kiln_page_t *page, kiln_block_t *block) {
   uintptr_t tf = atomic_load_explicit(&page->xthread_free, memory_order_acquire);
   return list_contains(page, __atomic_load_n(&page->free, __ATOMIC_RELAXED), block) ||
@@ -109,28 +94,7 @@ static kiln_noinline bool on_free_lists(kiln_page_t *page, kiln_block_t *block) 
 }
 
 kiln_inline bool is_free_block(kiln_page_t *page, kiln_block_t *block) {
-  return kiln_unlikely(looks_free(page, block)) && on_free_lists(page, block);
-}
-
-/* Zero a freed block of 16 to ZERO_MAX (128) bytes with 16-byte stores from
- * both ends, which overlap in the middle: 2, 4 or 8 stores after at most
- * two size tests, where a loop would take a test per 16 bytes (and, with
- * sizes that vary, mispredict its exit).  Blocks are never under 16 bytes
- * (size_class.c). */
-_Static_assert(ZERO_MAX == 128, "zero_block covers 128 bytes with 2 x 4 stores");
-kiln_inline void zero_16(uint8_t *p) { __builtin_memset(p, 0, 16); }
-kiln_inline void zero_block(kiln_block_t *block, size_t size) {
-  uint8_t *start = (uint8_t *)block, *end = start + size;
-  zero_16(start);
-  zero_16(end - 16);
-  if (size <= 32) return;
-  zero_16(start + 16);
-  zero_16(end - 32);
-  if (size <= 64) return;
-  zero_16(start + 32);
-  zero_16(start + 48);
-  zero_16(end - 64);
-  zero_16(end - 48);
+  return kiln_unlikely(kiln_secure_looks_free(page, block)) && on_free_lists(page, block);
 }
 
 /* --- huge blocks: a guard page after the block --------------------------------------
@@ -201,37 +165,22 @@ static kiln_cold void report_double_free(const void *p, size_t usable) {
   kiln_report_end();
 }
 
-/* The common frees, once the O(1) test (or the search) cleared them. */
-kiln_inline void free_local_checked(kiln_page_t *page, kiln_block_t *block) {
-  size_t size = page->block_size;
-  if (size <= ZERO_MAX) zero_block(block, size);
-  /* As the plain fast path (alloc.h), with the link encoded. */
-  kiln_block_set_next(page, block, page->local_free);
-  page->local_free = block;
-  if (kiln_unlikely(--page->used == 0)) kiln_free_retire(page);
-}
-
 kiln_inline void free_remote_checked(kiln_page_t *page, kiln_block_t *block) {
   size_t size = page->block_size;
-  if (size <= ZERO_MAX) zero_block(block, size);
+  if (size <= KILN_SECURE_ZERO_MAX) kiln_secure_zero(block, size);
   kiln_free_remote(page, block);
 }
 
 /* The block's first word looks like a link: search the lists. */
-static kiln_noinline void free_suspect(kiln_page_t *page, kiln_block_t *block, bool owned) {
+void kiln_secure_free_suspect(kiln_page_t *page, kiln_block_t *block, bool owned) {
   if (on_free_lists(page, block)) report_double_free(block, page->block_size);
-  else if (owned) free_local_checked(page, block);
+  else if (owned) kiln_secure_free_local_checked(page, block);
   else free_remote_checked(page, block);
 }
 
-/* Every call in these two is a tail call, so they need no stack frame. */
-void kiln_secure_free_local(kiln_page_t *page, kiln_block_t *block) {
-  if (kiln_unlikely(looks_free(page, block))) free_suspect(page, block, true);
-  else free_local_checked(page, block);
-}
-
+/* Every call here is a tail call, so it needs no stack frame. */
 void kiln_secure_free_remote(kiln_page_t *page, kiln_block_t *block) {
-  if (kiln_unlikely(looks_free(page, block))) free_suspect(page, block, false);
+  if (kiln_unlikely(kiln_secure_looks_free(page, block))) kiln_secure_free_suspect(page, block, false);
   else free_remote_checked(page, block);
 }
 
@@ -250,8 +199,8 @@ bool kiln_secure_free(kiln_page_t *page, kiln_block_t *block, const void *p, siz
   }
   if (page->bin == KILN_BIN_HUGE) {
     huge_release(kiln_segment_of(block), page);
-  } else if (page->block_size <= ZERO_MAX) {
-    zero_block(block, page->block_size);
+  } else if (page->block_size <= KILN_SECURE_ZERO_MAX) {
+    kiln_secure_zero(block, page->block_size);
   }
   return true;
 }
