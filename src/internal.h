@@ -46,13 +46,6 @@ kiln_inline uint64_t kiln_random_next(uint64_t *state) {
   return *state = x;
 }
 
-/* A value in [0, n) from a random 64-bit x, by multiply-high instead of a
- * division (Lemire, "Fast Random Integer Generation in an Interval", 2019;
- * the slight bias is harmless here). */
-kiln_inline size_t kiln_random_below(uint64_t x, size_t n) {
-  return (size_t)(((unsigned __int128)x * n) >> 64);
-}
-
 /* --- messages (src/message.c): formatted without malloc or stdio ---------
  * Supported conversions: %s %c %d %i %u %x %p %zu %zx %zd %lu %lld %llu %%. */
 void kiln_message(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

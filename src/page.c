@@ -75,7 +75,8 @@ static size_t page_extend_count(const kiln_page_t *page) {
  * TAOCP 3.4.2, Algorithm P run forwards): after step i, order[0..i] is a
  * uniformly random permutation of 0..i, so no separate pass fills the
  * identity first.  Each 64-bit random value gives two 32-bit draws, scaled
- * to [0, i] by a multiply-high (bias under 2^-24 for i < 256). */
+ * to [0, i] by a multiply-high instead of a division (Lemire, "Fast Random
+ * Integer Generation in an Interval", 2019; bias under 2^-24 for i < 256). */
 static void page_link_shuffled(kiln_page_t *page, uint8_t *first, size_t count) {
   uint16_t order[PAGE_SHUFFLE_MAX_BLOCKS];
   kiln_heap_t *heap = atomic_load_explicit(&page->xheap, memory_order_relaxed);
