@@ -257,14 +257,64 @@ static inline uint64_t load_word(const uint8_t *p) {
   return w;
 }
 
-static void canary_fill(uint8_t *from, uint8_t *to) {
-  uint8_t *p = from;
-  while (p < to && ((uintptr_t)p & 7) != 0) {
-    *p = canary[(uintptr_t)p & 7];
-    p++;
+/* Sixteen bytes as one value: the fills and checks below move 16 bytes per
+ * instruction (SSE2 on x86-64, NEON on AArch64, both baseline) instead of
+ * 8 or 1.  These loops run over every canary and every poisoned byte, on
+ * every malloc and free: a byte loop made them the checking mode's largest
+ * cost after the side table. */
+typedef uint64_t pair_t __attribute__((vector_size(16)));
+
+static inline pair_t load_pair(const uint8_t *p) {
+  pair_t v;
+  __builtin_memcpy(&v, p, sizeof v);
+  return v;
+}
+
+static inline bool pair_is_zero(pair_t v) { return (v[0] | v[1]) == 0; }
+
+/* The canary as an 8-byte load from p reads it: canary_word (the canary at
+ * an 8-aligned address) rotated by p's offset in the 8-byte period.  With it
+ * a fill or check runs in unaligned words from any start, and ends with one
+ * word that overlaps the previous one, instead of byte loops at both ends. */
+static inline uint64_t canary_at(const uint8_t *p) {
+  unsigned shift = (unsigned)((uintptr_t)p & 7) * 8;
+#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+  return (canary_word << shift) | (canary_word >> ((64 - shift) & 63));
+#else
+  return (canary_word >> shift) | (canary_word << ((64 - shift) & 63));
+#endif
+}
+
+static inline void canary_fill(uint8_t *from, uint8_t *to) {
+  if (to - from < 8) {
+    for (uint8_t *p = from; p < to; p++) *p = canary[(uintptr_t)p & 7];
+    return;
   }
-  for (; p + 8 <= to; p += 8) __builtin_memcpy(p, &canary_word, 8);
-  for (; p < to; p++) *p = canary[(uintptr_t)p & 7];
+  uint64_t word = canary_at(from);
+  const pair_t pattern = {word, word};
+  uint8_t *p = from;
+  for (; p + 16 <= to; p += 16) __builtin_memcpy(p, &pattern, 16);
+  if (p + 8 <= to) __builtin_memcpy(p, &word, 8);
+  uint64_t last = canary_at(to - 8);
+  __builtin_memcpy(to - 8, &last, 8);
+}
+
+/* Whether [from, to) holds the canary: the common answer, checked a pair of
+ * words a step (canary_find below then locates a damaged byte). */
+static inline bool canary_intact(const uint8_t *from, const uint8_t *to) {
+  if (to - from < 8) {
+    for (const uint8_t *p = from; p < to; p++)
+      if (*p != canary[(uintptr_t)p & 7]) return false;
+    return true;
+  }
+  uint64_t word = canary_at(from);
+  const pair_t pattern = {word, word};
+  pair_t diff = {0, 0};
+  const uint8_t *p = from;
+  for (; p + 16 <= to; p += 16) diff |= load_pair(p) ^ pattern;
+  uint64_t tail = load_word(to - 8) ^ canary_at(to - 8);
+  if (p + 8 <= to) tail |= load_word(p) ^ word;
+  return ((diff[0] | diff[1]) | tail) == 0;
 }
 
 /* The first (scanning upwards) or last byte of [from, to) that is not the
@@ -286,7 +336,15 @@ static const uint8_t *canary_find(const uint8_t *from, const uint8_t *to, bool l
 
 static const uint8_t *poison_find(const uint8_t *from, size_t len) {
   const uint64_t poison_word = 0x0101010101010101ull * POISON_BYTE;
+  const pair_t poison_pair = {poison_word, poison_word};
   size_t i = 0;
+  /* 64 bytes a step, one test per step; the word and byte loops then find
+   * the first damaged byte of the step that failed. */
+  for (; i + 64 <= len; i += 64) {
+    pair_t diff = (load_pair(from + i) ^ poison_pair) | (load_pair(from + i + 16) ^ poison_pair) |
+                  (load_pair(from + i + 32) ^ poison_pair) | (load_pair(from + i + 48) ^ poison_pair);
+    if (!pair_is_zero(diff)) break;
+  }
   for (; i + 8 <= len; i += 8)
     if (load_word(from + i) != poison_word) break;
   for (; i < len; i++)
@@ -305,9 +363,12 @@ typedef struct canary_damage_s {
 
 static canary_damage_t canary_check(const kiln_live_t *rec) {
   const uint8_t *user = (const uint8_t *)(rec->block + rec->user_off);
+  const uint8_t *over_from = user + rec->size, *over_to = over_from + rec->canary_len;
+  const uint8_t *under_from = user - front_canary_len(rec);
+  if (canary_intact(over_from, over_to) && canary_intact(under_from, user)) return (canary_damage_t){NULL, NULL};
   return (canary_damage_t){
-    .over = canary_find(user + rec->size, user + rec->size + rec->canary_len, false),
-    .under = canary_find(user - front_canary_len(rec), user, true),
+    .over = canary_find(over_from, over_to, false),
+    .under = canary_find(under_from, user, true),
   };
 }
 
@@ -437,7 +498,10 @@ void *kiln_check_malloc(kiln_heap_t *heap, size_t size, size_t alignment, bool z
   int saved_errno = errno;
   kiln_segment_t *segment = kiln_segment_of(q);
   kiln_page_t *page = kiln_segment_page_of(segment, q);
-  uint8_t *block = (uint8_t *)kiln_page_block_of(page, q);
+  /* Without an alignment the core hands out block starts (a popped block,
+   * or a huge page's start); only an aligned block needs the look-up, whose
+   * fast case expects a program pointer (block + 16) and would divide. */
+  uint8_t *block = alignment <= 16 ? q : (uint8_t *)kiln_page_block_of(page, q);
   uint8_t *user = segment->kind == KILN_SEGMENT_HUGE ? q : q + front;
   uint8_t *end = block + page->block_size;
   size_t back = (size_t)(end - (user + size));
