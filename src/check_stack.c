@@ -108,15 +108,18 @@ bool kiln_stack_bounds(uintptr_t *lo, uintptr_t *hi) {
   return true;
 }
 
-static uint64_t stack_hash(const uintptr_t *frames, size_t depth) {
-  uint64_t h = 0x9e3779b97f4a7c15ull ^ depth;
-  for (size_t i = 0; i < depth; i++) {
-    h ^= frames[i];
-    h *= 0xff51afd7ed558ccdull;
-    h ^= h >> 32;
-  }
-  return h;
+/* One step of the stack hash, applied to each frame as the walk reads it
+ * (so the frames are not read a second time to hash them). */
+static inline uint64_t stack_hash_step(uint64_t h, uintptr_t frame) {
+  h ^= frame;
+  h *= 0xff51afd7ed558ccdull;
+  return h ^ (h >> 32);
 }
+
+static inline uint64_t stack_hash_seed(void) { return 0x9e3779b97f4a7c15ull; }
+
+/* The depth goes in last: the walk does not know it until the end. */
+static inline uint64_t stack_hash_final(uint64_t h, size_t depth) { return stack_hash_step(h, depth); }
 
 static depot_entry_t *depot_new_entry(uint64_t hash, const uintptr_t *frames, size_t depth) {
   size_t bytes = sizeof(depot_entry_t) + depth * sizeof(uintptr_t);
@@ -146,9 +149,8 @@ static bool entry_equals(const depot_entry_t *e, uint64_t hash, const uintptr_t 
   return true;
 }
 
-static kiln_stack_id_t depot_intern(const uintptr_t *frames, size_t depth) {
+static kiln_stack_id_t depot_intern(const uintptr_t *frames, size_t depth, uint64_t hash) {
   if (depth == 0 || depot_slots == NULL) return 0;
-  uint64_t hash = stack_hash(frames, depth);
   size_t slot = (size_t)(hash >> (64 - DEPOT_BITS));
   depot_entry_t *fresh = NULL;
   for (size_t probe = 0; probe < DEPOT_MAX_PROBES; probe++, slot = (slot + 1) & (DEPOT_SLOTS - 1)) {
@@ -182,48 +184,48 @@ size_t kiln_stack_frames(kiln_stack_id_t id, const uintptr_t **frames) {
  * link towards the stack's base (higher addresses).  Each record read must
  * lie in [our own frame, stack top), strictly above the previous one: the
  * memory between the current frame and the top of the stack is mapped, so
- * no read can fault, and the walk cannot loop. */
-static kiln_stack_id_t stack_walk(uintptr_t lo, uintptr_t hi, uintptr_t caller);
-
-/* Under valgrind the walk reads stack slots of frames without a frame
- * pointer, which memcheck would call uninitialised: its error reporting is
- * paused for the walk (the program's own accesses are checked as ever). */
-kiln_stack_id_t kiln_stack_capture(void) {
-  uintptr_t lo, hi;
-  /* The stack starts at our caller, whether or not the compiler made the
-   * call to stack_walk a tail call (gcc -O2 does, clang -O0 does not). */
-  uintptr_t caller = (uintptr_t)__builtin_return_address(0);
-  if (tl_stack.busy || !kiln_stack_bounds(&lo, &hi)) return 0;
-  if (!kiln_check_config.valgrind) return stack_walk(lo, hi, caller);
-  VALGRIND_DISABLE_ERROR_REPORTING;
-  kiln_stack_id_t id = stack_walk(lo, hi, caller);
-  VALGRIND_ENABLE_ERROR_REPORTING;
-  return id;
-}
-
-__attribute__((noinline)) static kiln_stack_id_t stack_walk(uintptr_t lo, uintptr_t hi, uintptr_t caller) {
+ * no read can fault, and the walk cannot loop.
+ *
+ * It starts at kiln_stack_capture's own record, whose return address is the
+ * call site in the caller: so the stack begins at the caller with nothing
+ * to skip.  That needs kiln_stack_capture to have a frame record of its
+ * own, hence noinline (Kiln is built with -fno-omit-frame-pointer).  The
+ * frames after it are Kiln's (the hook, the entry point): kept, reports
+ * skip every leading Kiln frame by symbol.  The frames are hashed as they
+ * are read: at the usual depth of a few frames, the fixed costs of a
+ * capture (a second function, a second pass) were most of its price. */
+static inline kiln_stack_id_t stack_walk(uintptr_t fp, uintptr_t hi) {
   uintptr_t frames[KILN_STACK_DEPTH];
   size_t depth = 0;
-  uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
-  if (fp < lo || fp >= hi) return 0; /* on another stack (signal, coroutine) */
-  lo = fp;
-  while (depth < KILN_STACK_DEPTH) {
-    if (fp < lo || fp > hi - 2 * sizeof(uintptr_t) || (fp & (sizeof(uintptr_t) - 1)) != 0) break;
+  uint64_t hash = stack_hash_seed();
+  if (hi < 2 * sizeof(uintptr_t)) return 0;
+  uintptr_t last = hi - 2 * sizeof(uintptr_t); /* the highest record that fits */
+  while (depth < KILN_STACK_DEPTH && fp <= last && (fp & (sizeof(uintptr_t) - 1)) == 0) {
     const uintptr_t *record = (const uintptr_t *)fp;
     uintptr_t ret = record[1];
     if (ret < 4096) break;
     frames[depth++] = ret;
+    hash = stack_hash_step(hash, ret);
     uintptr_t next = record[0];
     if (next <= fp) break;
     fp = next;
   }
-  /* Drop the frames above kiln_stack_capture's caller (its own, when it
-   * was not a tail call).  The next frames are Kiln's (the hook, the entry
-   * point): kept, reports skip every leading Kiln frame by symbol. */
-  size_t skip = 0;
-  while (skip < depth && frames[skip] != caller) skip++;
-  if (skip == depth) skip = 0;
-  return depot_intern(frames + skip, depth - skip);
+  return depot_intern(frames, depth, stack_hash_final(hash, depth));
+}
+
+/* Under valgrind the walk reads stack slots of frames without a frame
+ * pointer, which memcheck would call uninitialised: its error reporting is
+ * paused for the walk (the program's own accesses are checked as ever). */
+__attribute__((noinline)) kiln_stack_id_t kiln_stack_capture(void) {
+  uintptr_t lo = tl_stack.lo, hi = tl_stack.hi;
+  if (kiln_unlikely(hi <= 1) && (tl_stack.busy || !kiln_stack_bounds(&lo, &hi))) return 0;
+  uintptr_t fp = (uintptr_t)__builtin_frame_address(0);
+  if (fp < lo || fp >= hi) return 0; /* on another stack (signal, coroutine) */
+  if (kiln_likely(!kiln_check_config.valgrind)) return stack_walk(fp, hi);
+  VALGRIND_DISABLE_ERROR_REPORTING;
+  kiln_stack_id_t id = stack_walk(fp, hi);
+  VALGRIND_ENABLE_ERROR_REPORTING;
+  return id;
 }
 
 /* fork: the depot's chunk lock is a leaf lock, held across fork (the child
