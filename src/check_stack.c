@@ -149,7 +149,10 @@ static bool entry_equals(const depot_entry_t *e, uint64_t hash, const uintptr_t 
   return true;
 }
 
-static kiln_stack_id_t depot_intern(const uintptr_t *frames, size_t depth, uint64_t hash) {
+/* Inlined into the capture, its one caller: a call's prologue and epilogue
+ * cost more than the usual look-up (one slot, a few frames compared). */
+__attribute__((always_inline)) static inline kiln_stack_id_t depot_intern(const uintptr_t *frames, size_t depth,
+                                                                          uint64_t hash) {
   if (depth == 0 || depot_slots == NULL) return 0;
   size_t slot = (size_t)(hash >> (64 - DEPOT_BITS));
   depot_entry_t *fresh = NULL;

@@ -178,12 +178,14 @@ bool kiln_table_insert(const kiln_live_t *rec) {
   shard_lock(&s->lock);
   bool ok = (s->count + 1) * 2 <= s->capacity || live_grow(s);
   if (ok) {
-    kiln_live_t *old = live_find(s, stored.block);
-    if (old != NULL) *old = stored; /* cannot happen: the core handed the block out twice */
-    else {
-      live_put(s->live, s->capacity, &stored);
-      s->count++;
-    }
+    /* One probe run: it ends at the block's record (cannot happen: the core
+     * handed the block out twice; the record is replaced) or at the empty
+     * slot where live_put would have put it. */
+    size_t mask = s->capacity - 1;
+    size_t i = slot_of(hash_of(rec->block), s->capacity);
+    while (s->live[i].block != 0 && s->live[i].block != stored.block) i = (i + 1) & mask;
+    if (s->live[i].block == 0) s->count++;
+    s->live[i] = stored;
   }
   shard_unlock(&s->lock);
   return ok;
