@@ -76,6 +76,9 @@ kiln_check_config_t kiln_check_config;
 
 static uint8_t canary[8];
 static uint64_t canary_word;
+/* canary_phase[k]: the 8 bytes read from an address a with a & 7 == k,
+ * canary[k], canary[k + 1], ... (mod 8): see canary_at. */
+static uint64_t canary_phase[8];
 static pthread_mutex_t report_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 /* --- text helpers ----------------------------------------------------------- */
@@ -129,6 +132,11 @@ void kiln_check_init(void) {
   kiln_os_random(canary, sizeof canary);
   for (size_t i = 0; i < sizeof canary; i++) canary[i] = (uint8_t)(0x80 | (canary[i] % 0x7f)); /* 0x80..0xfe */
   memcpy(&canary_word, canary, sizeof canary_word);
+  for (size_t k = 0; k < 8; k++) {
+    uint8_t bytes[8];
+    for (size_t i = 0; i < 8; i++) bytes[i] = canary[(k + i) & 7];
+    memcpy(&canary_phase[k], bytes, sizeof bytes);
+  }
   if (cfg.check) {
     kiln_stack_init();
     if (!kiln_table_init()) {
@@ -272,18 +280,11 @@ static inline pair_t load_pair(const uint8_t *p) {
 
 static inline bool pair_is_zero(pair_t v) { return (v[0] | v[1]) == 0; }
 
-/* The canary as an 8-byte load from p reads it: canary_word (the canary at
- * an 8-aligned address) rotated by p's offset in the 8-byte period.  With it
- * a fill or check runs in unaligned words from any start, and ends with one
- * word that overlaps the previous one, instead of byte loops at both ends. */
-static inline uint64_t canary_at(const uint8_t *p) {
-  unsigned shift = (unsigned)((uintptr_t)p & 7) * 8;
-#if __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-  return (canary_word << shift) | (canary_word >> ((64 - shift) & 63));
-#else
-  return (canary_word >> shift) | (canary_word << ((64 - shift) & 63));
-#endif
-}
+/* The canary as an 8-byte load from p reads it (canary_word rotated by p's
+ * offset in the 8-byte period, from a table).  With it a fill or check runs
+ * in unaligned words from any start, and ends with one word that overlaps
+ * the previous one, instead of byte loops at both ends. */
+static inline uint64_t canary_at(const uint8_t *p) { return canary_phase[(uintptr_t)p & 7]; }
 
 static inline void canary_fill(uint8_t *from, uint8_t *to) {
   if (to - from < 8) {
@@ -373,8 +374,8 @@ static canary_damage_t canary_check(const kiln_live_t *rec) {
 }
 
 /* Report damaged canaries; in report mode, go on. */
-static void report_canaries(const kiln_live_t *rec, canary_damage_t damage, kiln_stack_id_t now) {
-  if (damage.over == NULL && damage.under == NULL) return;
+__attribute__((cold, noinline)) static void report_damaged_canaries(const kiln_live_t *rec, canary_damage_t damage,
+                                                                     kiln_stack_id_t now) {
   const uint8_t *user = (const uint8_t *)(rec->block + rec->user_off);
   char alloc_site[256], free_site[256];
   kiln_report_begin(); /* before symbolising: the symboliser is not thread-safe */
@@ -390,6 +391,10 @@ static void report_canaries(const kiln_live_t *rec, canary_damage_t damage, kiln
                  (const void *)user, rec->size, (size_t)(user - damage.under), alloc_site, free_site);
   print_stacks(rec->stack, rec->thread, 0, 0, NULL, now, "freed");
   kiln_report_end();
+}
+
+static inline void report_canaries(const kiln_live_t *rec, canary_damage_t damage, kiln_stack_id_t now) {
+  if (kiln_unlikely(damage.over != NULL || damage.under != NULL)) report_damaged_canaries(rec, damage, now);
 }
 
 static void check_canaries(const kiln_live_t *rec, kiln_stack_id_t now) {
