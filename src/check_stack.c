@@ -59,13 +59,13 @@ static size_t depot_chunk_left;
 static _Atomic bool capture_ready;
 static _Atomic uint32_t thread_numbers;
 
-/* Per-thread: stack bounds (0 until known), a recursion guard, the thread's
- * number.  Initial-exec TLS like the core's heap pointer: 24 bytes of the
- * static TLS surplus, and no __tls_get_addr call (which may allocate). */
+/* Per-thread: stack bounds (0 until known), a recursion guard.  Initial-exec
+ * TLS like the core's heap pointer: 24 bytes of the static TLS surplus
+ * (with the thread's number, check_internal.h), and no __tls_get_addr call
+ * (which may allocate). */
 static __thread struct {
   uintptr_t lo, hi;
   uint32_t busy;
-  uint32_t number;
 } tl_stack __attribute__((tls_model("initial-exec")));
 
 void kiln_stack_init(void) {
@@ -77,10 +77,11 @@ __attribute__((constructor)) static void stack_ready(void) {
   atomic_store_explicit(&capture_ready, true, memory_order_release);
 }
 
-uint32_t kiln_thread_number(void) {
-  if (tl_stack.number == 0)
-    tl_stack.number = atomic_fetch_add_explicit(&thread_numbers, 1, memory_order_relaxed) + 1;
-  return tl_stack.number;
+__thread uint32_t kiln_thread_number_own __attribute__((tls_model("initial-exec")));
+
+uint32_t kiln_thread_number_assign(void) {
+  kiln_thread_number_own = atomic_fetch_add_explicit(&thread_numbers, 1, memory_order_relaxed) + 1;
+  return kiln_thread_number_own;
 }
 
 static void stack_find_bounds(void) {
