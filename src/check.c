@@ -335,19 +335,36 @@ static const uint8_t *canary_find(const uint8_t *from, const uint8_t *to, bool l
   return bad;
 }
 
-static const uint8_t *poison_find(const uint8_t *from, size_t len) {
-  const uint64_t poison_word = 0x0101010101010101ull * POISON_BYTE;
-  const pair_t poison_pair = {poison_word, poison_word};
-  size_t i = 0;
-  /* 64 bytes a step, one test per step; the word and byte loops then find
-   * the first damaged byte of the step that failed. */
-  for (; i + 64 <= len; i += 64) {
-    pair_t diff = (load_pair(from + i) ^ poison_pair) | (load_pair(from + i + 16) ^ poison_pair) |
-                  (load_pair(from + i + 32) ^ poison_pair) | (load_pair(from + i + 48) ^ poison_pair);
-    if (!pair_is_zero(diff)) break;
+#define POISON_WORD (0x0101010101010101ull * POISON_BYTE)
+
+/* Whether [from, from + len) still holds the poison: every byte is read
+ * and the answer tested once at the end, since a write after free is rare
+ * (poison_find then locates the byte).  A test per step would cost a
+ * quarter of the loop, which is the main work of a release from the
+ * quarantine. */
+static inline bool poison_intact(const uint8_t *from, size_t len) {
+  const pair_t poison_pair = {POISON_WORD, POISON_WORD};
+  if (len < 16) {
+    uint64_t diff = 0;
+    size_t i = 0;
+    for (; i + 8 <= len; i += 8) diff |= load_word(from + i) ^ POISON_WORD;
+    for (; i < len; i++) diff |= (uint64_t)(from[i] ^ POISON_BYTE);
+    return diff == 0;
   }
+  pair_t diff = load_pair(from + len - 16) ^ poison_pair; /* the last 16, overlapping the steps */
+  size_t i = 0;
+  for (; i + 64 <= len; i += 64)
+    diff |= (load_pair(from + i) ^ poison_pair) | (load_pair(from + i + 16) ^ poison_pair) |
+            (load_pair(from + i + 32) ^ poison_pair) | (load_pair(from + i + 48) ^ poison_pair);
+  for (; i + 16 <= len; i += 16) diff |= load_pair(from + i) ^ poison_pair;
+  return pair_is_zero(diff);
+}
+
+/* The first byte of [from, from + len) that is not the poison, or NULL. */
+static const uint8_t *poison_find(const uint8_t *from, size_t len) {
+  size_t i = 0;
   for (; i + 8 <= len; i += 8)
-    if (load_word(from + i) != poison_word) break;
+    if (load_word(from + i) != POISON_WORD) break;
   for (; i < len; i++)
     if (from[i] != POISON_BYTE) return from + i;
   return NULL;
@@ -437,7 +454,8 @@ static void release_evicted(kiln_evicted_t *evicted, size_t n) {
   for (size_t i = 0; i < n; i++) {
     const kiln_freed_t *rec = &evicted[i].rec;
     const uint8_t *user = (const uint8_t *)(rec->block + rec->user_off);
-    const uint8_t *bad = rec->poison_len ? poison_find(user, rec->poison_len) : NULL;
+    const uint8_t *bad = rec->poison_len && !poison_intact(user, rec->poison_len) ? poison_find(user, rec->poison_len)
+                                                                                 : NULL;
     if (bad != NULL) {
       char alloc_site[256], free_site[256];
       kiln_report_begin();
