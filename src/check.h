@@ -26,6 +26,18 @@ extern bool kiln_check_tracks_blocks;
 
 static inline bool kiln_check_enabled(void) { return __builtin_expect(kiln_check_mode, 0); }
 
+/* The hardened mode alone changes nothing about a request of up to this
+ * size with the default alignment: it never becomes a huge block (whose
+ * guard page kiln_secure_malloc adds), and the keyed pop already cleared the
+ * block's link word.  With OS pages of up to 64 KiB (every Linux port) the
+ * bound is exact; with larger ones a few sizes would be served from large
+ * pages instead of huge ones, which is just as safe. */
+#define KILN_SECURE_PLAIN_MAX (KILN_LARGE_BLOCK_MAX - ((size_t)64 << 10))
+/* Must a malloc of `size` (default alignment) go through kiln_check_malloc? */
+static inline bool kiln_check_wants_malloc(size_t size) {
+  return kiln_check_enabled() && (kiln_check_tracks_blocks || size > KILN_SECURE_PLAIN_MAX);
+}
+
 /* Read the options; called once at process start. */
 void kiln_check_init(void);
 /* Allocation with the checks (canary, bookkeeping of the call site). */

@@ -188,7 +188,7 @@ void kiln_heap_delayed_free_all(kiln_heap_t *heap) {
 
 void *kiln_heap_malloc_generic(kiln_heap_t *heap, size_t size, bool zero) {
   if (kiln_unlikely(heap == &kiln_heap_empty)) heap = kiln_thread_init();
-  if (kiln_unlikely(kiln_check_enabled())) return kiln_check_malloc(heap, size, 0, zero);
+  if (kiln_unlikely(kiln_check_wants_malloc(size))) return kiln_check_malloc(heap, size, 0, zero);
   return kiln_heap_malloc_core(heap, size, zero);
 }
 

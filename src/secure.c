@@ -135,15 +135,9 @@ static void huge_unguard(kiln_segment_t *segment, kiln_page_t *page) {
 }
 
 /* --- the hooks ----------------------------------------------------------------------- */
-/* Requests up to this size stay out of huge blocks, so they need no guard
- * arithmetic (and no call for the page size): the core's block is all there
- * is to it.  With OS pages of up to 64 KiB (every Linux port) it changes
- * nothing; with larger ones a few sizes would be served from large pages,
- * which is just as safe. */
-#define SURELY_NOT_HUGE (KILN_LARGE_BLOCK_MAX - ((size_t)64 << 10))
-
 void *kiln_secure_malloc(kiln_heap_t *heap, size_t size, size_t alignment, bool zero) {
-  if (kiln_likely(size <= SURELY_NOT_HUGE && alignment <= 16)) return kiln_heap_malloc_core(heap, size, zero);
+  /* (heap.c sends plain requests this small straight to the core.) */
+  if (kiln_likely(size <= KILN_SECURE_PLAIN_MAX && alignment <= 16)) return kiln_heap_malloc_core(heap, size, zero);
   size_t page_size = kiln_os_page_size();
   /* A request that will be huge gets one more page, for the guard. */
   size_t request = size;
