@@ -7,7 +7,9 @@
 #   - any failed case not listed in the allow file (cases that assert what
 #     only the fast mode does: usable size of malloc(0), statistics of bins,
 #     memory returned at once; each listed with its reason);
-#   - a crash, a hang (ctest's timeout), or no "[==========]" summary.
+#   - a crash, a hang (ctest's timeout), or no "[==========]" summary;
+#   - a sanitizer's report (the sanitizer builds run test_threads through
+#     this script too).
 # Usage: check_suite.sh NAME ALLOW_FILE -- COMMAND...
 set -u
 name=$1 allow=$2
@@ -33,6 +35,13 @@ if [ "$rc" -gt 128 ]; then
 fi
 if ! grep -q '^\[==========\].*run\.' "$out"; then
   echo "FAIL: $name did not finish its tests"
+  status=1
+fi
+# A sanitizer's report (the sanitizer builds run test_threads this way too,
+# tests/CMakeLists.txt): some come after the summary, with an exit status
+# that cmocka's count of failed cases could also have.
+if grep -qE '^(==[0-9]+==ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer|.*: runtime error: )' "$out"; then
+  echo "FAIL: $name: a sanitizer reported an error"
   status=1
 fi
 # Reports outside the allowed cases.
