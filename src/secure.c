@@ -7,10 +7,11 @@
  *     holds, in its first word, the link to the next free block encoded with
  *     the page's secret key (page.h); decoded, that is NULL or a block of the
  *     same page.  malloc clears the word, so a live block holds program data
- *     there, which decodes to such a value only by an accident of
- *     probability ~2^-40 (the key is random).  free decodes the word; only
- *     when it looks like a link are the page's free lists searched, and the
- *     block found there is reported (mimalloc's secure mode does the same).
+ *     there, which decodes into the block's own segment (the O(1) screen,
+ *     kiln_secure_looks_free in secure.h) only by an accident of probability
+ *     ~2^-42 (the key is random).  Only a block that passes the screen has
+ *     the page's free lists searched, and if it is found there it is
+ *     reported (mimalloc's secure mode does the same).
  *     Stops: double free (any thread, any size while the page lives), and so
  *     the classic "free twice, get the same block from two mallocs" overlap
  *     that turns a double free into a type confusion.  A double free after
@@ -38,12 +39,13 @@
  *     page metadata, and a free block holds only its (encoded) `next` link.
  *     Stops: overflows that rewrite size/flags headers next to user data
  *     (the glibc unlink family).
- *   Zero on free for blocks up to KILN_SECURE_ZERO_MAX (128) bytes.  Stops: information
- *     leaks of freed secrets through uninitialised reads of a later block, and
- *     makes use-after-free reads see zeros (NULL function pointers crash
- *     instead of jumping to attacker data).  Larger blocks are not zeroed:
- *     the cost grows with the size (zeroing up to 1 KiB made larson 20 %
- *     slower), and small blocks are where the structures with pointers live.
+ *   Zero on free for blocks up to KILN_SECURE_ZERO_MAX (128) bytes
+ *     (secure.h).  Stops: information leaks of freed secrets through
+ *     uninitialised reads of a later block, and makes use-after-free reads
+ *     see zeros (NULL function pointers crash instead of jumping to
+ *     attacker data).  Larger blocks are not zeroed: the cost grows with the
+ *     size (zeroing up to 1 KiB made larson 20 % slower), and small blocks
+ *     are where the structures with pointers live.
  *   free_sized with a size larger than the block aborts.
  *
  *   Free-list links encoded with a per-page secret (the core: page->key,
@@ -57,8 +59,9 @@
  * plain fast path: the owner's frees of block starts on pages with no
  * other flag take kiln_secure_free_local (secure.h, inline in free), other
  * threads' frees of block starts kiln_secure_free_remote, the rest the
- * generic path to kiln_secure_free.  The hardened mode also sets kiln_check_mode, so mallocs
- * that miss the fast path reach kiln_secure_malloc (guards of huge blocks).
+ * generic path to kiln_secure_free.  The hardened mode also sets
+ * kiln_check_mode, so mallocs that miss the fast path and may become huge
+ * reach kiln_secure_malloc (guards of huge blocks; check.h).
  */
 #include <string.h>
 
@@ -137,7 +140,8 @@ static void huge_unguard(kiln_segment_t *segment, kiln_page_t *page) {
 /* --- the hooks ----------------------------------------------------------------------- */
 void *kiln_secure_malloc(kiln_heap_t *heap, size_t size, size_t alignment, bool zero) {
   /* (heap.c sends plain requests this small straight to the core.) */
-  if (kiln_likely(size <= KILN_SECURE_PLAIN_MAX && alignment <= 16)) return kiln_heap_malloc_core(heap, size, zero);
+  if (kiln_likely(size <= KILN_SECURE_PLAIN_MAX && alignment <= 16))
+    return kiln_heap_malloc_core(heap, size, zero);
   size_t page_size = kiln_os_page_size();
   /* A request that will be huge gets one more page, for the guard. */
   size_t request = size;
