@@ -164,8 +164,7 @@ static kiln_cold void report_double_free(const void *p, size_t usable) {
 }
 
 kiln_inline void free_remote_checked(kiln_page_t *page, kiln_block_t *block) {
-  size_t size = page->block_size;
-  if (size <= KILN_SECURE_ZERO_MAX) kiln_secure_zero(block, size);
+  kiln_secure_zero_freed(page, block);
   kiln_free_remote(page, block);
 }
 
@@ -197,8 +196,8 @@ bool kiln_secure_free(kiln_page_t *page, kiln_block_t *block, const void *p, siz
   }
   if (page->bin == KILN_BIN_HUGE) {
     huge_release(kiln_segment_of(block), page);
-  } else if (page->block_size <= KILN_SECURE_ZERO_MAX) {
-    kiln_secure_zero(block, page->block_size);
+  } else {
+    kiln_secure_zero_freed(page, block);
   }
   return true;
 }

@@ -15,7 +15,8 @@
  * Program data decodes into the segment only if its top 42 bits equal those
  * of key ^ block: by chance, ~2^-42 (the key is random and secret).  The
  * segment test is a shift where the exact "carved block of the page" test
- * (kiln_link_in_page, which the search applies) is a multiplication, and
+ * (ptr.h's block index, which the search of secure.c applies to every link
+ * it follows) is a multiplication, and
  * this screen runs on every free; a false alarm costs only the search. */
 kiln_inline bool kiln_secure_looks_free(const kiln_page_t *page, const kiln_block_t *block) {
   uintptr_t next = (uintptr_t)kiln_block_next(page, block);
@@ -43,6 +44,13 @@ kiln_inline void kiln_secure_zero(kiln_block_t *block, size_t size) {
   kiln_secure_zero_16(end - 48);
 }
 
+/* Zero a freed block if it is small enough (the hardened mode's every free
+ * path: local, remote, generic). */
+kiln_inline void kiln_secure_zero_freed(const kiln_page_t *page, kiln_block_t *block) {
+  size_t size = page->block_size;
+  if (size <= KILN_SECURE_ZERO_MAX) kiln_secure_zero(block, size);
+}
+
 /* A free whose block looks already free (kiln_secure_looks_free): search
  * the page's lists, report a double free or free the block (secure.c). */
 void kiln_secure_free_suspect(kiln_page_t *page, kiln_block_t *block, bool owned);
@@ -52,8 +60,7 @@ void kiln_secure_free_remote(kiln_page_t *page, kiln_block_t *block);
 /* The owner's free of a block start on a keyed page, once cleared: zero
  * it, then as the plain fast path (alloc.h) with the link encoded. */
 kiln_inline void kiln_secure_free_local_checked(kiln_page_t *page, kiln_block_t *block) {
-  size_t size = page->block_size;
-  if (size <= KILN_SECURE_ZERO_MAX) kiln_secure_zero(block, size);
+  kiln_secure_zero_freed(page, block);
   kiln_block_set_next(page, block, page->local_free);
   page->local_free = block;
   if (kiln_unlikely(--page->used == 0)) kiln_free_retire(page);
