@@ -122,12 +122,18 @@ bool kiln_table_init(void) {
 static inline size_t held_bytes_of(const kiln_freed_t *rec) { return rec->user_off + rec->size + 8; }
 
 /* --- live records (caller holds the shard lock) ---------------------------- */
-static kiln_live_t *live_find(shard_t *s, uintptr_t key) {
+/* The slot of `key` (a scrambled block address), or the empty slot that
+ * ends its probe run: where live_put would put it. */
+static kiln_live_t *live_slot(shard_t *s, uintptr_t key) {
   size_t mask = s->capacity - 1;
-  for (size_t i = slot_of(hash_of(scramble(key)), s->capacity);; i = (i + 1) & mask) {
-    if (s->live[i].block == key) return &s->live[i];
-    if (s->live[i].block == 0) return NULL;
-  }
+  size_t i = slot_of(hash_of(scramble(key)), s->capacity);
+  while (s->live[i].block != 0 && s->live[i].block != key) i = (i + 1) & mask;
+  return &s->live[i];
+}
+
+static kiln_live_t *live_find(shard_t *s, uintptr_t key) {
+  kiln_live_t *slot = live_slot(s, key);
+  return slot->block == key ? slot : NULL;
 }
 
 static void live_put(kiln_live_t *table, size_t capacity, const kiln_live_t *rec) {
@@ -181,11 +187,9 @@ bool kiln_table_insert(const kiln_live_t *rec) {
     /* One probe run: it ends at the block's record (cannot happen: the core
      * handed the block out twice; the record is replaced) or at the empty
      * slot where live_put would have put it. */
-    size_t mask = s->capacity - 1;
-    size_t i = slot_of(hash_of(rec->block), s->capacity);
-    while (s->live[i].block != 0 && s->live[i].block != stored.block) i = (i + 1) & mask;
-    if (s->live[i].block == 0) s->count++;
-    s->live[i] = stored;
+    kiln_live_t *slot = live_slot(s, stored.block);
+    if (slot->block == 0) s->count++;
+    *slot = stored;
   }
   shard_unlock(&s->lock);
   return ok;
