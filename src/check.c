@@ -117,6 +117,7 @@ void kiln_check_init(void) {
   cfg.check = check != 0 || cfg.leaks;
   cfg.report_only = kiln_option(KILN_OPTION_ON_ERROR) == 2;
   cfg.secure = kiln_option(KILN_OPTION_SECURE) != 0;
+  if (cfg.secure) kiln_secure_init();
   cfg.quarantine = (size_t)kiln_option(KILN_OPTION_QUARANTINE);
 #ifdef KILN_VALGRIND
   /* Under valgrind, the checking machinery tells memcheck about every

@@ -183,6 +183,8 @@ void kiln_table_fork_parent(void);
 void kiln_leaks_report(uintptr_t stack_from);
 
 /* --- hardened mode (secure.c) ----------------------------------------------- */
+/* Once, when the hardened mode is on: reads its options. */
+void kiln_secure_init(void);
 void *kiln_secure_malloc(kiln_heap_t *heap, size_t size, size_t alignment, bool zero);
 /* Page-level defences (randomised order, segment-end guard); also applied to
  * the checking mode's pages when both modes are on. */

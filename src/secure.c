@@ -45,7 +45,10 @@
  *     see zeros (NULL function pointers crash instead of jumping to
  *     attacker data).  Larger blocks are not zeroed: the cost grows with the
  *     size (zeroing up to 1 KiB made larson 20 % slower), and small blocks
- *     are where the structures with pointers live.
+ *     are where the structures with pointers live.  It is the costliest
+ *     defence on loops that only allocate (about 10 % of the time of
+ *     simple and mstress; docs/CHECKING.md), so KILN_SECURE_ZERO=bytes
+ *     lowers the bound, and 0 turns it off (kiln_secure_init).
  *   free_sized with a size larger than the block aborts.
  *
  *   Free-list links encoded with a per-page secret (the core: page->key,
@@ -138,6 +141,13 @@ static void huge_unguard(kiln_segment_t *segment, kiln_page_t *page) {
 }
 
 /* --- the hooks ----------------------------------------------------------------------- */
+size_t kiln_secure_zero_max = KILN_SECURE_ZERO_MAX;
+
+void kiln_secure_init(void) {
+  unsigned long long zero = (unsigned long long)kiln_option(KILN_OPTION_SECURE_ZERO);
+  kiln_secure_zero_max = zero < KILN_SECURE_ZERO_MAX ? (size_t)zero : KILN_SECURE_ZERO_MAX;
+}
+
 void *kiln_secure_malloc(kiln_heap_t *heap, size_t size, size_t alignment, bool zero) {
   /* (heap.c sends plain requests this small straight to the core.) */
   if (kiln_likely(size <= KILN_SECURE_PLAIN_MAX && alignment <= 16))

@@ -6,9 +6,11 @@
 #include "free.h"
 #include "page.h"
 
-/* Freed blocks up to this size are zeroed (larger ones: the cost grows with
- * the size; secure.c). */
+/* Freed blocks up to this size can be zeroed (larger ones: the cost grows
+ * with the size; secure.c); KILN_SECURE_ZERO picks the bound at or below it
+ * (kiln_secure_zero_max, 0: none). */
 #define KILN_SECURE_ZERO_MAX ((size_t)128)
+extern size_t kiln_secure_zero_max;
 
 /* Could the block's first word be an encoded link?  A genuine one decodes
  * to NULL or to a block of the page, so to the block's own 4 MiB segment.
@@ -48,7 +50,7 @@ kiln_inline void kiln_secure_zero(kiln_block_t *block, size_t size) {
  * path: local, remote, generic). */
 kiln_inline void kiln_secure_zero_freed(const kiln_page_t *page, kiln_block_t *block) {
   size_t size = page->block_size;
-  if (size <= KILN_SECURE_ZERO_MAX) kiln_secure_zero(block, size);
+  if (size <= kiln_secure_zero_max) kiln_secure_zero(block, size);
 }
 
 /* A free whose block looks already free (kiln_secure_looks_free): search

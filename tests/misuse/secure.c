@@ -13,6 +13,7 @@
  * EXPECT invalid_free_foreign: kiln: invalid free of @P@
  */
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -184,6 +185,26 @@ int main(int argc, char **argv) {
     volatile uint8_t *stale = p;
     for (int i = 16; i < 100; i++)
       if (stale[i] != 0) return fail("freed block not zeroed");
+    return 0;
+  }
+  if (strcmp(what, "zero_bound") == 0 || strcmp(what, "zero_off") == 0) {
+    /* KILN_SECURE_ZERO=64 (zero_bound): a 48-byte block is zeroed at its
+     * free, a 100-byte one (112-byte block) keeps its bytes; =0 (zero_off):
+     * neither is zeroed.  (Reading a freed block is this test's use after
+     * free on purpose: nothing reuses the blocks in between.) */
+    bool bound = strcmp(what, "zero_bound") == 0;
+    uint8_t *small = malloc(48), *large = malloc(100);
+    memset(small, 0xaa, 48);
+    memset(large, 0xbb, 100);
+    free(small);
+    free(large);
+    volatile uint8_t *stale_small = small, *stale_large = large;
+    for (int i = 16; i < 48; i++)
+      if (stale_small[i] != (bound ? 0 : 0xaa))
+        return fail(bound ? "a 48-byte block not zeroed under KILN_SECURE_ZERO=64"
+                          : "a block zeroed under KILN_SECURE_ZERO=0");
+    for (int i = 16; i < 100; i++)
+      if (stale_large[i] != 0xbb) return fail("a block above the KILN_SECURE_ZERO bound was zeroed");
     return 0;
   }
   if (strcmp(what, "live_link") == 0) {
