@@ -277,31 +277,40 @@ static bool read_form(reader_t *r, uint64_t form, const line_unit_t *u, const mo
   return !r->bad;
 }
 
-/* Entry `index` of a v5 directory or file table: path and directory index. */
-static bool v5_entry(const line_unit_t *u, const module_t *m, reader_t table, uint64_t index, const char **path,
+/* A v5 directory or file table at *table (format count, formats, entry
+ * count, entries): reads the entries up to `want` (all of them if there are
+ * fewer), notes entry `want`'s path and directory index (NULL and 0 if it
+ * has none), and leaves *table after the last entry read.  False on a
+ * malformed table. */
+static bool v5_table(const line_unit_t *u, const module_t *m, reader_t *table, uint64_t want, const char **path,
                      uint64_t *dir) {
-  unsigned nformats = (unsigned)rd_u(&table, 1);
-  reader_t formats = table;
+  unsigned nformats = (unsigned)rd_u(table, 1);
+  reader_t formats = *table;
   for (unsigned i = 0; i < nformats; i++) {
-    rd_uleb(&table);
-    rd_uleb(&table);
+    rd_uleb(table);
+    rd_uleb(table);
   }
-  uint64_t count = rd_uleb(&table);
-  if (index >= count) return false;
+  uint64_t count = rd_uleb(table);
   *path = NULL;
   *dir = 0;
-  for (uint64_t e = 0; e <= index && !table.bad; e++) {
+  for (uint64_t e = 0; e < count && e <= want && !table->bad; e++) {
     reader_t f = formats;
     for (unsigned i = 0; i < nformats; i++) {
       uint64_t content = rd_uleb(&f), form = rd_uleb(&f), num = 0;
       const char *str = NULL;
-      if (!read_form(&table, form, u, m, &num, &str)) return false;
-      if (e != index) continue;
+      if (!read_form(table, form, u, m, &num, &str)) return false;
+      if (e != want) continue;
       if (content == LNCT_path) *path = str;
       if (content == LNCT_directory_index) *dir = num;
     }
   }
-  return *path != NULL;
+  return !table->bad;
+}
+
+/* Entry `index` of a v5 directory or file table: path and directory index. */
+static bool v5_entry(const line_unit_t *u, const module_t *m, reader_t table, uint64_t index, const char **path,
+                     uint64_t *dir) {
+  return v5_table(u, m, &table, index, path, dir) && *path != NULL;
 }
 
 /* File `index` of a unit: its name and directory (either may be NULL). */
@@ -366,23 +375,10 @@ static bool unit_header(reader_t *r, line_unit_t *u, reader_t *next) {
   h.p += u->opcode_base - 1;
   if (u->version >= 5) {
     u->dirs = h;
-    /* Skip the directory table to find the file table. */
-    unsigned nformats = (unsigned)rd_u(&h, 1);
-    reader_t formats = h;
-    for (unsigned i = 0; i < nformats; i++) {
-      rd_uleb(&h);
-      rd_uleb(&h);
-    }
-    uint64_t count = rd_uleb(&h);
-    for (uint64_t e = 0; e < count && !h.bad; e++) {
-      reader_t f = formats;
-      for (unsigned i = 0; i < nformats; i++) {
-        rd_uleb(&f);
-        uint64_t form = rd_uleb(&f), num;
-        const char *str;
-        if (!read_form(&h, form, u, NULL, &num, &str)) return false;
-      }
-    }
+    /* Read through the directory table to find the file table. */
+    const char *unused_path;
+    uint64_t unused_dir;
+    if (!v5_table(u, NULL, &h, UINT64_MAX, &unused_path, &unused_dir)) return false;
     u->files = h;
   } else {
     u->dirs = h;
