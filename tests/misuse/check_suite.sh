@@ -8,6 +8,8 @@
 #     only the fast mode does: usable size of malloc(0), statistics of bins,
 #     memory returned at once; each listed with its reason);
 #   - a crash, a hang (ctest's timeout), or no "[==========]" summary;
+#   - an allow-file entry for a case the program does not run (a renamed or
+#     removed case would otherwise leave an exemption nobody checks);
 #   - a sanitizer's report (the sanitizer builds run test_threads through
 #     this script too).
 # Usage: check_suite.sh NAME ALLOW_FILE -- COMMAND...
@@ -44,6 +46,13 @@ if grep -qE '^(==[0-9]+==ERROR: (Address|Leak)Sanitizer|WARNING: ThreadSanitizer
   echo "FAIL: $name: a sanitizer reported an error"
   status=1
 fi
+# Allowed cases the program does not have.
+for case in $allowed; do
+  if ! grep -q "^\[ RUN      \] $case\$" "$out"; then
+    echo "FAIL: $allow lists $name $case, which $name does not run"
+    status=1
+  fi
+done
 # Reports outside the allowed cases.
 bad=$(awk -v allowed="$allowed" '
   /^\[ RUN      \] / { current = $4 }
