@@ -123,6 +123,28 @@ void kiln_page_extend(kiln_page_t *page) {
 }
 
 size_t kiln_page_collect(kiln_page_t *page) {
+  /* local_free first: on the usual call (the malloc slow path, `free`
+   * empty) it becomes `free` in O(1), and the remote list, which is walked
+   * anyway to count it, goes in front of it.  Done the other way round, the
+   * remote blocks made `free` non-empty, and local_free (up to a page of
+   * blocks: 4096 of 16 bytes) had to be walked inside one malloc to find its
+   * tail.  (In mstress that walk was 6 % of the samples, but the blocks it
+   * touched were about to be allocated: the mean time did not change.) */
+  if (page->local_free != NULL) {
+    if (page->free == NULL) {
+      /* capacity == used + |free| + |local_free| and free is empty */
+      page->alloc_count += (size_t)page->capacity - page->used;
+      page->free = page->local_free;
+    } else {
+      kiln_block_t *tail = page->local_free;
+      size_t local = 1;
+      for (kiln_block_t *next; (next = kiln_block_next(page, tail)) != NULL; tail = next) local++;
+      page->alloc_count += local;
+      kiln_block_set_next(page, tail, page->free);
+      page->free = page->local_free;
+    }
+    page->local_free = NULL;
+  }
   size_t remote = 0;
   uintptr_t tf = atomic_load_explicit(&page->xthread_free, memory_order_relaxed);
   if (kiln_thread_free_ptr(tf) != NULL) {
@@ -144,21 +166,6 @@ size_t kiln_page_collect(kiln_page_t *page) {
       kiln_heap_t *heap = atomic_load_explicit(&page->xheap, memory_order_relaxed);
       heap->allocated -= remote * page->block_size;
     }
-  }
-  if (page->local_free != NULL) {
-    if (page->free == NULL) {
-      /* capacity == used + |free| + |local_free| and free is empty */
-      page->alloc_count += (size_t)page->capacity - page->used;
-      page->free = page->local_free;
-    } else {
-      kiln_block_t *tail = page->local_free;
-      size_t local = 1;
-      for (kiln_block_t *next; (next = kiln_block_next(page, tail)) != NULL; tail = next) local++;
-      page->alloc_count += local;
-      kiln_block_set_next(page, tail, page->free);
-      page->free = page->local_free;
-    }
-    page->local_free = NULL;
   }
   return remote;
 }
