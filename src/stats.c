@@ -1,6 +1,6 @@
 /* stats.c — the memory limit and the statistics: process-wide atomic
- * counters for OS memory and events, per-page and per-thread counters for
- * blocks, merged on demand by kiln_stats_get. */
+ * counters for OS memory, event counters striped by thread, per-page and
+ * per-thread counters for blocks, merged on demand by kiln_stats_get. */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -19,7 +19,21 @@ static _Atomic size_t mapped_peak;
 static _Atomic long long allocated_estimate; /* page-granular, see kiln_stats_page_used */
 static _Atomic long long allocated_peak;
 static _Atomic long long huge_bytes;
-static _Atomic uint64_t events[KILN_STAT_COUNT];
+
+/* Event counters, striped by thread: a thread adds to its own cache line (a
+ * stripe handed out round-robin at its first event) and readers sum the
+ * stripes.  One shared counter was a scaling bug: a thread that frees but
+ * never allocates counts every free here (REMOTE_FREES_NO_HEAP), and with 8
+ * such threads on a 16-core machine the one contended line made xmalloc
+ * (8 producer/consumer pairs) 2.5x slower than mimalloc.  (The same idea as
+ * the per-CPU counters of Linux's percpu_counter, with threads for CPUs.) */
+#define EVENT_STRIPES 64
+typedef struct event_stripe_s {
+  _Alignas(64) _Atomic uint64_t count[KILN_STAT_COUNT];
+} event_stripe_t;
+static event_stripe_t event_stripes[EVENT_STRIPES];
+static _Atomic unsigned event_stripe_next;
+static __thread unsigned event_stripe_own __attribute__((tls_model("initial-exec"))); /* stripe + 1; 0: none yet */
 
 static const char *const event_descriptions[KILN_STAT_COUNT] = {
 #define KILN_STAT_DESC(name, desc) desc,
@@ -73,9 +87,21 @@ void kiln_stats_mapped(size_t bytes) {
 void kiln_stats_unmapped(size_t bytes) { atomic_fetch_sub_explicit(&mapped, bytes, memory_order_relaxed); }
 
 void kiln_stats_count(kiln_stat_t stat, uint64_t n) {
-  atomic_fetch_add_explicit(&events[stat], n, memory_order_relaxed);
+  unsigned stripe = event_stripe_own;
+  if (kiln_unlikely(stripe == 0)) {
+    stripe = atomic_fetch_add_explicit(&event_stripe_next, 1, memory_order_relaxed) % EVENT_STRIPES + 1;
+    event_stripe_own = stripe;
+  }
+  /* Atomic all the same: after 64 threads, stripes are shared. */
+  atomic_fetch_add_explicit(&event_stripes[stripe - 1].count[stat], n, memory_order_relaxed);
 }
-uint64_t kiln_stats_event(kiln_stat_t stat) { return atomic_load_explicit(&events[stat], memory_order_relaxed); }
+
+uint64_t kiln_stats_event(kiln_stat_t stat) {
+  uint64_t total = 0;
+  for (size_t i = 0; i < EVENT_STRIPES; i++)
+    total += atomic_load_explicit(&event_stripes[i].count[stat], memory_order_relaxed);
+  return total;
+}
 
 void kiln_stats_huge_bytes(long long delta) {
   atomic_fetch_add_explicit(&huge_bytes, delta, memory_order_relaxed);

@@ -558,6 +558,35 @@ static void test_remote_free_memory_return(void **state) {
   }
 }
 
+/* --- frees by threads that never allocate ---------------------------------------------- */
+
+#define FREE_ONLY_THREADS 8
+#define FREE_ONLY_BLOCKS 2000
+
+static void *free_only(void *arg) {
+  void **blocks = arg;
+  for (size_t i = 0; i < FREE_ONLY_BLOCKS; i++) kiln_free(blocks[i]);
+  return NULL;
+}
+
+/* Threads that only free (consumers) have no heap and count their frees in
+ * the process-wide event counters, one stripe per thread (stats.c): all of
+ * them running at once, the total must still be exact. */
+static void test_free_only_threads_counted(void **state) {
+  (void)state;
+  void **blocks = kiln_malloc(FREE_ONLY_THREADS * FREE_ONLY_BLOCKS * sizeof *blocks);
+  assert_non_null(blocks);
+  for (size_t i = 0; i < FREE_ONLY_THREADS * FREE_ONLY_BLOCKS; i++) assert_non_null(blocks[i] = kiln_malloc(48));
+  kiln_stats_t before = stats();
+  pthread_t t[FREE_ONLY_THREADS];
+  for (size_t i = 0; i < FREE_ONLY_THREADS; i++)
+    assert_int_equal(pthread_create(&t[i], NULL, free_only, &blocks[i * FREE_ONLY_BLOCKS]), 0);
+  for (size_t i = 0; i < FREE_ONLY_THREADS; i++) pthread_join(t[i], NULL);
+  kiln_stats_t after = stats();
+  assert_int_equal(after.remote_free_count - before.remote_free_count, FREE_ONLY_THREADS * FREE_ONLY_BLOCKS);
+  kiln_free(blocks);
+}
+
 /* --- allocation from thread-local destructors ---------------------------------------- */
 
 /* Destructors of other thread-specific keys run around Kiln's own thread
@@ -611,6 +640,7 @@ int main(void) {
     cmocka_unit_test(test_exit_then_free_and_reclaim),
     cmocka_unit_test(test_tls_destructors_allocate),
     cmocka_unit_test(test_remote_free_memory_return),
+    cmocka_unit_test(test_free_only_threads_counted),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
