@@ -44,6 +44,11 @@ static huge_cache_entry_t huge_cache[HUGE_CACHE_SLOTS];
 static size_t huge_cache_count;
 static size_t huge_cache_bytes;
 static _Atomic size_t huge_cache_nonempty;
+/* When the oldest entry expires (UINT64_MAX: none): kiln_huge_cache_purge
+ * runs at every page a thread frees or takes, and most of those calls find
+ * nothing due; they return without the process-wide lock.  Taking an entry
+ * leaves it early, which only costs one call a look under the lock. */
+static _Atomic uint64_t huge_cache_due = UINT64_MAX;
 
 static size_t huge_header_size(void) {
   return kiln_align_up(sizeof(kiln_segment_t) + sizeof(kiln_page_t), kiln_os_page_size());
@@ -112,9 +117,11 @@ static bool huge_cache_put(kiln_segment_t *segment) {
   bool stored = false;
   pthread_mutex_lock(&huge_mutex);
   if (huge_cache_count < HUGE_CACHE_SLOTS && huge_cache_bytes + size <= budget) {
-    huge_cache[huge_cache_count++] =
-        (huge_cache_entry_t){.segment = segment, .size = size, .cached_at = kiln_os_clock_ms()};
+    uint64_t now = kiln_os_clock_ms();
+    huge_cache[huge_cache_count++] = (huge_cache_entry_t){.segment = segment, .size = size, .cached_at = now};
     huge_cache_bytes += size;
+    if (now + HUGE_CACHE_EXPIRE_MS < atomic_load_explicit(&huge_cache_due, memory_order_relaxed))
+      atomic_store_explicit(&huge_cache_due, now + HUGE_CACHE_EXPIRE_MS, memory_order_relaxed);
     atomic_store_explicit(&huge_cache_nonempty, huge_cache_count, memory_order_relaxed);
     stored = true;
   }
@@ -125,9 +132,11 @@ static bool huge_cache_put(kiln_segment_t *segment) {
 void kiln_huge_cache_purge(bool force) {
   if (atomic_load_explicit(&huge_cache_nonempty, memory_order_relaxed) == 0) return;
   uint64_t now = kiln_os_clock_ms();
+  if (!force && now < atomic_load_explicit(&huge_cache_due, memory_order_relaxed)) return;
   uint64_t delay = HUGE_CACHE_EXPIRE_MS;
   huge_cache_entry_t expired[HUGE_CACHE_SLOTS];
   size_t expired_count = 0;
+  uint64_t due = UINT64_MAX;
   pthread_mutex_lock(&huge_mutex);
   for (size_t i = 0; i < huge_cache_count;) {
     if (force || huge_cache[i].cached_at + delay <= now) {
@@ -135,10 +144,12 @@ void kiln_huge_cache_purge(bool force) {
       huge_cache_bytes -= huge_cache[i].size;
       huge_cache[i] = huge_cache[--huge_cache_count];
     } else {
+      if (huge_cache[i].cached_at + delay < due) due = huge_cache[i].cached_at + delay;
       i++;
     }
   }
   atomic_store_explicit(&huge_cache_nonempty, huge_cache_count, memory_order_relaxed);
+  atomic_store_explicit(&huge_cache_due, due, memory_order_relaxed);
   pthread_mutex_unlock(&huge_mutex);
   for (size_t i = 0; i < expired_count; i++) {
     kiln_os_free(expired[i].segment, expired[i].size, expired[i].size);

@@ -34,6 +34,11 @@ typedef struct cache_entry_s {
 static cache_entry_t segment_cache[SEGMENT_CACHE_MAX];
 static size_t segment_cache_count;
 static _Atomic size_t segment_cache_committed; /* entries not yet decommitted */
+/* When the oldest committed entry is due for decommit (UINT64_MAX: none):
+ * kiln_segment_purge runs at every page a thread frees or takes, and
+ * returns without the lock until then.  (Taking an entry leaves this early,
+ * which costs one look under the lock.) */
+static _Atomic uint64_t segment_cache_due = UINT64_MAX;
 
 void kiln_segment_lock(void) { pthread_mutex_lock(&segment_mutex); }
 void kiln_segment_unlock(void) { pthread_mutex_unlock(&segment_mutex); }
@@ -161,10 +166,14 @@ static void cache_unmap(cache_entry_t *entry) {
 
 static void cache_purge_locked(uint64_t now, bool force) {
   uint64_t delay = (uint64_t)kiln_option(KILN_OPTION_PURGE_DELAY);
+  uint64_t due = UINT64_MAX;
   for (size_t i = 0; i < segment_cache_count; i++) {
     cache_entry_t *entry = &segment_cache[i];
-    if (entry->committed && (force || entry->cached_at + delay <= now)) cache_decommit(entry);
+    if (!entry->committed) continue;
+    if (force || entry->cached_at + delay <= now) cache_decommit(entry);
+    else if (entry->cached_at + delay < due) due = entry->cached_at + delay;
   }
+  atomic_store_explicit(&segment_cache_due, due, memory_order_relaxed);
 }
 
 void kiln_segment_cache_clear(void) {
@@ -237,9 +246,12 @@ static void segment_free(kiln_tld_t *tld, kiln_segment_t *segment) {
   kiln_segment_lock();
   all_list_remove(segment);
   if (segment_cache_count < cache_max) {
-    segment_cache[segment_cache_count++] =
-        (cache_entry_t){.segment = segment, .cached_at = kiln_os_clock_ms(), .committed = true};
+    uint64_t now = kiln_os_clock_ms();
+    segment_cache[segment_cache_count++] = (cache_entry_t){.segment = segment, .cached_at = now, .committed = true};
     atomic_fetch_add_explicit(&segment_cache_committed, 1, memory_order_relaxed);
+    uint64_t due = now + (uint64_t)kiln_option(KILN_OPTION_PURGE_DELAY);
+    if (due < atomic_load_explicit(&segment_cache_due, memory_order_relaxed))
+      atomic_store_explicit(&segment_cache_due, due, memory_order_relaxed);
     if (kiln_option(KILN_OPTION_PURGE_DELAY) == 0) cache_purge_locked(0, true);
     segment = NULL;
   }
@@ -337,9 +349,11 @@ void kiln_segment_purge(kiln_tld_t *tld, bool force) {
   }
   if (atomic_load_explicit(&segment_cache_committed, memory_order_relaxed) > 0) {
     if (now == 0) now = kiln_os_clock_ms();
-    kiln_segment_lock();
-    cache_purge_locked(now, force);
-    kiln_segment_unlock();
+    if (force || now >= atomic_load_explicit(&segment_cache_due, memory_order_relaxed)) {
+      kiln_segment_lock();
+      cache_purge_locked(now, force);
+      kiln_segment_unlock();
+    }
   }
   kiln_huge_cache_purge(force);
 }
