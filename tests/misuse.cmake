@@ -159,6 +159,10 @@ foreach(case guard_huge guard_huge_realloc guard_huge_reuse guard_segment shuffl
   add_test(NAME secure_${case} COMMAND env KILN_SECURE=1 $<TARGET_FILE:misuse_secure> ${case})
   set_tests_properties(secure_${case} PROPERTIES TIMEOUT 60 LABELS secure)
 endforeach()
+add_test(NAME secure_forged_link
+         COMMAND ${KILN_MISUSE_RUN} abort ${KILN_MISUSE_DIR}/secure.c forged_link --
+                 env KILN_SECURE=1 $<TARGET_FILE:misuse_secure> forged_link)
+set_tests_properties(secure_forged_link PROPERTIES TIMEOUT 60 LABELS "secure;misuse")
 add_test(NAME secure_zero_bound COMMAND env KILN_SECURE=1 KILN_SECURE_ZERO=64 $<TARGET_FILE:misuse_secure> zero_bound)
 add_test(NAME secure_zero_off COMMAND env KILN_SECURE=1 KILN_SECURE_ZERO=0 $<TARGET_FILE:misuse_secure> zero_off)
 set_tests_properties(secure_zero_bound secure_zero_off PROPERTIES TIMEOUT 60 LABELS secure)

@@ -11,6 +11,7 @@
  * EXPECT invalid_free_static: kiln: invalid free of @P@
  * EXPECT invalid_free_interior: kiln: invalid free of @P@
  * EXPECT invalid_free_foreign: kiln: invalid free of @P@
+ * EXPECT forged_link: kiln: heap corruption detected: a free block at @P@ of the 80-byte page @P@ links to @P@, not a block of its page (use after free or overflow into a freed block)
  */
 #include <signal.h>
 #include <stdbool.h>
@@ -232,6 +233,23 @@ int main(int argc, char **argv) {
     for (int i = 0; i < N; i++) free(p[i]);
     free(b);
     return 0;
+  }
+  if (strcmp(what, "forged_link") == 0) {
+    /* A use after free overwrites a freed block's free-list link with a
+     * plain pointer (tcache poisoning: "hand out this address next").  The
+     * link is stored xor the page's secret, so the forged word decodes to
+     * no block of the page, and the malloc that would follow it aborts. */
+    enum { SIZE = 80, N = 4096 };
+    static uint8_t target[SIZE];
+    static uint8_t *p[N];
+    uint8_t *victim = malloc(SIZE);
+    free(victim);
+    *(uint8_t *volatile *)victim = target;
+    for (int i = 0; i < N; i++) {
+      p[i] = malloc(SIZE);
+      if (p[i] == target) return fail("malloc handed out the forged address");
+    }
+    return fail("a forged free-list link was not detected");
   }
   return fail("unknown case");
 }
