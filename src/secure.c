@@ -104,40 +104,47 @@ kiln_inline bool is_free_block(kiln_page_t *page, kiln_block_t *block) {
 }
 
 /* --- huge blocks: a guard page after the block --------------------------------------
- * The guard goes right after the block's last page, if the mapping has a
- * page to spare there; block_size then stops at the guard (usable sizes and
- * kiln_usable_size exclude it).  segment->guard_offset remembers it, and it
- * stays in place when the block is freed and its mapping waits in the huge
- * cache: a later block of the same page count finds its guard already there
- * (mprotect, which takes the process's mmap lock and flushes TLBs, was most
- * of the hardened mode's cost on realloc-growth).  The core drops a kept
- * guard that would lie inside a new block (huge.c). */
-static uint8_t *huge_end(kiln_segment_t *segment) { return (uint8_t *)segment + segment->mapped_size; }
+ * The hardened mode asks the core for one page more than the program did,
+ * and turns the block's last page into a PROT_NONE guard, right after the
+ * page holding the last byte asked for; block_size then stops at the guard
+ * (usable sizes and kiln_usable_size exclude it).  segment->guard_offset
+ * remembers it, and it stays in place when the block is freed and its
+ * mapping waits in the huge cache: a later block of the same page count
+ * finds its guard already there (mprotect, which takes the process's mmap
+ * lock and flushes TLBs, was most of the hardened mode's cost on
+ * realloc-growth).  The core drops a kept guard that would lie inside a new
+ * or grown block (huge.c); one in the mapping's slack, past the block, is
+ * moved by the next huge_guard. */
 
+/* The core's block (block_size as huge.c set it, the guard page included)
+ * holds the bytes asked for and their guard.  If it has no page to spare
+ * (a block the core sized without the extra page), there is no guard. */
 static void huge_guard(kiln_segment_t *segment, kiln_page_t *page, uint8_t *p, size_t size) {
   size_t page_size = kiln_os_page_size();
   /* At least one usable byte: a 0-byte block keeps its address to itself. */
   uint8_t *want = (uint8_t *)kiln_align_up((uintptr_t)p + (size ? size : 1), page_size);
-  if (want + page_size > huge_end(segment)) want = NULL; /* no room: no guard */
+  if (want + page_size > page->start + page->block_size) want = NULL; /* no room: no guard */
   uint8_t *have = segment->guard_offset != 0 ? (uint8_t *)segment + segment->guard_offset : NULL;
   if (have != want) {
     if (have != NULL) kiln_os_unprotect(have, page_size);
     if (want != NULL) kiln_os_protect(want, page_size);
     segment->guard_offset = want != NULL ? (size_t)(want - (uint8_t *)segment) : 0;
   }
-  page->block_size = (size_t)((want != NULL ? want : huge_end(segment)) - page->start);
+  if (want != NULL) page->block_size = (size_t)(want - page->start);
 }
 
-/* The block is freed: the guard stays (see above); block_size goes back to
- * what the core set, which its statistics subtract. */
+/* Before the core frees, resizes or moves the block: block_size goes back
+ * to the core's (the guard page right after the block is part of it), which
+ * its statistics subtract.  The guard stays (see above). */
 static void huge_release(kiln_segment_t *segment, kiln_page_t *page) {
-  page->block_size = (size_t)(huge_end(segment) - page->start);
+  if (segment->guard_offset != 0 && (uint8_t *)segment + segment->guard_offset == page->start + page->block_size)
+    page->block_size += kiln_os_page_size();
 }
 
-/* Before the core resizes or moves the block: no guard left in the mapping. */
+/* Before the core shrinks the block: no guard left in the mapping. */
 static void huge_unguard(kiln_segment_t *segment, kiln_page_t *page) {
-  kiln_huge_drop_guard(segment);
   huge_release(segment, page);
+  kiln_huge_drop_guard(segment);
 }
 
 /* --- the hooks ----------------------------------------------------------------------- */
@@ -238,11 +245,9 @@ void *kiln_secure_grow(kiln_segment_t *segment, kiln_page_t *page, void *p, size
   if (segment->kind != KILN_SEGMENT_HUGE || (uint8_t *)p != page->start || size > KILN_MAX_ALLOC_SIZE - page_size)
     return NULL; /* (an over-aligned huge block starts inside its page: it moves) */
   size_t old_usable = page->block_size;
-  if (size + page_size <= (size_t)(huge_end(segment) - page->start)) {
-    huge_guard(segment, page, p, size); /* moves the guard up within the mapping */
-    return p;
-  }
-  huge_unguard(segment, page);
+  /* The core grows the block into its slack (dropping the guard, now inside
+   * it) or moves it; the guard then goes after the new end. */
+  huge_release(segment, page);
   uint8_t *grown = kiln_huge_grow(segment, p, size + page_size);
   if (grown == NULL) {
     huge_guard(segment, page, p, old_usable);

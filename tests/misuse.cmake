@@ -93,7 +93,7 @@ endif()
 # Left out: the white-box tests of core internals, which drive pages, free
 # lists and direct slots by hand (test_page waits for remote frees to land on
 # a page: the quarantine holds them) or assert their exact layout.
-set(KILN_CHECK_WHITE_BOX test_heap test_page test_ptr test_size_class)
+set(KILN_CHECK_WHITE_BOX test_heap test_huge test_page test_ptr test_size_class)
 set(KILN_CHECK_ENV KILN_CHECK=1 KILN_ON_ERROR=report CMOCKA_MESSAGE_OUTPUT=stdout)
 set(KILN_CHECK_SUITE bash ${KILN_MISUSE_DIR}/check_suite.sh)
 set(KILN_CHECK_TESTS)
