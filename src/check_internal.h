@@ -47,17 +47,6 @@ void kiln_stack_init(void);
 kiln_stack_id_t kiln_stack_capture(void);
 /* The frames (return addresses, innermost first) of an interned stack. */
 size_t kiln_stack_frames(kiln_stack_id_t id, const uintptr_t **frames);
-/* A small number for the calling thread (1 = the first thread that
- * allocated), for reports.  Inline: every malloc and free asks for it (the
- * record's thread, the release slot), and the call cost more than the
- * answer.  Initial-exec TLS like the core's heap pointer (no
- * __tls_get_addr, which may allocate); 0 until the thread has one. */
-extern __thread uint32_t kiln_thread_number_own __attribute__((tls_model("initial-exec")));
-uint32_t kiln_thread_number_assign(void);
-static inline uint32_t kiln_thread_number(void) {
-  uint32_t number = kiln_thread_number_own;
-  return kiln_likely(number != 0) ? number : kiln_thread_number_assign();
-}
 /* Bounds of the calling thread's stack, if known (leak scan, invalid free
  * diagnosis). */
 bool kiln_stack_bounds(uintptr_t *lo, uintptr_t *hi);

@@ -57,7 +57,6 @@ static pthread_mutex_t depot_mutex = PTHREAD_MUTEX_INITIALIZER; /* guards the ch
 static uint8_t *depot_chunk;
 static size_t depot_chunk_left;
 static _Atomic bool capture_ready;
-static _Atomic uint32_t thread_numbers;
 
 /* Per-thread: stack bounds (0 until known), a recursion guard.  Initial-exec
  * TLS like the core's heap pointer: 24 bytes of the static TLS surplus
@@ -75,13 +74,6 @@ void kiln_stack_init(void) {
 /* Capture only once libc is fully up (see the header comment). */
 __attribute__((constructor)) static void stack_ready(void) {
   atomic_store_explicit(&capture_ready, true, memory_order_release);
-}
-
-__thread uint32_t kiln_thread_number_own __attribute__((tls_model("initial-exec")));
-
-uint32_t kiln_thread_number_assign(void) {
-  kiln_thread_number_own = atomic_fetch_add_explicit(&thread_numbers, 1, memory_order_relaxed) + 1;
-  return kiln_thread_number_own;
 }
 
 static void stack_find_bounds(void) {

@@ -36,6 +36,20 @@ kiln_inline uintptr_t kiln_align_down(uintptr_t x, uintptr_t alignment) {
 }
 kiln_inline bool kiln_is_power_of_two(size_t x) { return x != 0 && (x & (x - 1)) == 0; }
 
+/* A small number for the calling thread, handed out in order at its first
+ * call (1 = the first), never reused (thread.c).  For reports (the checking
+ * mode names threads by it) and for spreading per-thread state over
+ * stripes without hashing (stats.c's event counters, the pool's caches).
+ * Inline: the checking mode asks at every malloc and free, and the call
+ * cost more than the answer.  Initial-exec TLS like the core's heap pointer
+ * (no __tls_get_addr, which may allocate); 0 until the thread has one. */
+extern __thread uint32_t kiln_thread_number_own __attribute__((tls_model("initial-exec")));
+uint32_t kiln_thread_number_assign(void);
+static inline uint32_t kiln_thread_number(void) {
+  uint32_t number = kiln_thread_number_own;
+  return kiln_likely(number != 0) ? number : kiln_thread_number_assign();
+}
+
 /* xorshift64 (Marsaglia 2003): a fast, non-cryptographic step for the
  * hardened mode's page keys and shuffles, from a getrandom seed (never 0). */
 kiln_inline uint64_t kiln_random_next(uint64_t *state) {

@@ -20,9 +20,10 @@ static _Atomic long long allocated_estimate; /* page-granular, see kiln_stats_pa
 static _Atomic long long allocated_peak;
 static _Atomic long long huge_bytes;
 
-/* Event counters, striped by thread: a thread adds to its own cache line (a
- * stripe handed out round-robin at its first event) and readers sum the
- * stripes.  One shared counter was a scaling bug: a thread that frees but
+/* Event counters, striped by thread: a thread adds to its own cache line
+ * (its thread number's stripe, internal.h: the first 64 threads each have
+ * their own) and readers sum the stripes.  One shared counter was a scaling
+ * bug: a thread that frees but
  * never allocates counts every free here (REMOTE_FREES_NO_HEAP), and with 8
  * such threads on a 16-core machine the one contended line made xmalloc
  * (8 producer/consumer pairs) 2.5x slower than mimalloc.  (The same idea as
@@ -32,8 +33,6 @@ typedef struct event_stripe_s {
   _Alignas(64) _Atomic uint64_t count[KILN_STAT_COUNT];
 } event_stripe_t;
 static event_stripe_t event_stripes[EVENT_STRIPES];
-static _Atomic unsigned event_stripe_next;
-static __thread unsigned event_stripe_own __attribute__((tls_model("initial-exec"))); /* stripe + 1; 0: none yet */
 
 static const char *const event_descriptions[KILN_STAT_COUNT] = {
 #define KILN_STAT_DESC(name, desc) desc,
@@ -87,13 +86,8 @@ void kiln_stats_mapped(size_t bytes) {
 void kiln_stats_unmapped(size_t bytes) { atomic_fetch_sub_explicit(&mapped, bytes, memory_order_relaxed); }
 
 void kiln_stats_count(kiln_stat_t stat, uint64_t n) {
-  unsigned stripe = event_stripe_own;
-  if (kiln_unlikely(stripe == 0)) {
-    stripe = atomic_fetch_add_explicit(&event_stripe_next, 1, memory_order_relaxed) % EVENT_STRIPES + 1;
-    event_stripe_own = stripe;
-  }
   /* Atomic all the same: after 64 threads, stripes are shared. */
-  atomic_fetch_add_explicit(&event_stripes[stripe - 1].count[stat], n, memory_order_relaxed);
+  atomic_fetch_add_explicit(&event_stripes[kiln_thread_number() % EVENT_STRIPES].count[stat], n, memory_order_relaxed);
 }
 
 uint64_t kiln_stats_event(kiln_stat_t stat) {

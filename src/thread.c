@@ -27,6 +27,15 @@ typedef struct kiln_thread_s {
   kiln_heap_t heap;
 } kiln_thread_t;
 
+/* --- thread numbers (internal.h) ------------------------------------------ */
+__thread uint32_t kiln_thread_number_own __attribute__((tls_model("initial-exec")));
+static _Atomic uint32_t thread_numbers;
+
+uint32_t kiln_thread_number_assign(void) {
+  kiln_thread_number_own = atomic_fetch_add_explicit(&thread_numbers, 1, memory_order_relaxed) + 1;
+  return kiln_thread_number_own;
+}
+
 /* --- records: type-stable internal memory ---------------------------------- */
 #define RECORD_CHUNK ((size_t)64 << 10)
 
