@@ -171,7 +171,14 @@ KILN_EXPORT kiln_arena_info_t kiln_arena_info(const kiln_arena_t *arena);
  * a time; empty pages go back to the OS.  Safe to use from several threads
  * (see docs in src/pool.c for the model).  kiln_pool_new returns NULL with
  * EINVAL for block_size 0 or a bad alignment.  Blocks of a destroyed pool are
- * invalid at once.
+ * invalid at once.  kiln_pool_free aborts with a message on a pointer that is
+ * no live block of the pool (double free included).
+ *
+ * Each thread frees into, and allocates from, a small cache of the pool
+ * first (at most 32 blocks; 16 caches per pool): a cached block still holds
+ * its page, so up to 16 x 32 blocks may keep pages from going back to the
+ * OS.  kiln_pool_trim gives every cache back to the pages, and empty pages
+ * (but one) to the OS, now.
  * ------------------------------------------------------------------------- */
 typedef struct kiln_pool_s kiln_pool_t;
 
@@ -179,7 +186,8 @@ KILN_EXPORT kiln_pool_t *kiln_pool_new(size_t block_size, size_t alignment);
 KILN_EXPORT void *kiln_pool_alloc(kiln_pool_t *pool);
 KILN_EXPORT void kiln_pool_free(kiln_pool_t *pool, void *p);
 KILN_EXPORT void kiln_pool_destroy(kiln_pool_t *pool);
-/* Blocks currently allocated, and bytes of pages held. */
+KILN_EXPORT void kiln_pool_trim(kiln_pool_t *pool);
+/* Blocks currently allocated (cached ones are not), and bytes of pages held. */
 KILN_EXPORT size_t kiln_pool_in_use(const kiln_pool_t *pool);
 KILN_EXPORT size_t kiln_pool_capacity_bytes(const kiln_pool_t *pool);
 

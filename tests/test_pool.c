@@ -145,6 +145,11 @@ static void test_pages_return(void **state) {
     kiln_pool_free(pool, blocks[i]);
   }
   assert_int_equal(kiln_pool_in_use(pool), 0);
+  /* The thread's cache (at most 32 blocks, scattered here) still holds
+   * their pages; trim gives them back. */
+  assert_true(kiln_pool_capacity_bytes(pool) <= (1 + 32) * POOL_PAGE);
+  kiln_pool_trim(pool);
+  assert_int_equal(kiln_pool_in_use(pool), 0);
   assert_int_equal(kiln_pool_capacity_bytes(pool), POOL_PAGE); /* one empty page kept */
   /* The kept page serves the next round; new pages come as needed. */
   for (int i = 0; i < N; i++) assert_non_null(blocks[i] = kiln_pool_alloc(pool));
@@ -231,7 +236,13 @@ static void free_interior_pointer(void) {
 static void free_uncarved_block(void) {
   kiln_pool_t *pool = kiln_pool_new(32, 0);
   char *p = kiln_pool_alloc(pool);
-  kiln_pool_free(pool, p + 32 * 10); /* in the page, never handed out */
+  kiln_pool_free(pool, p + 32 * 200); /* in the page, never carved (a cache takes 16 at a time) */
+}
+
+static void free_cached_block(void) {
+  kiln_pool_t *pool = kiln_pool_new(32, 0);
+  char *p = kiln_pool_alloc(pool);
+  kiln_pool_free(pool, p + 32 * 2); /* carved into the thread's cache, never handed out */
 }
 
 static void double_free(void) {
@@ -239,6 +250,15 @@ static void double_free(void) {
   void *p = kiln_pool_alloc(pool);
   (void)kiln_pool_alloc(pool);
   kiln_pool_free(pool, p);
+  kiln_pool_free(pool, p);
+}
+
+static void double_free_after_flush(void) {
+  kiln_pool_t *pool = kiln_pool_new(32, 0);
+  void *p = kiln_pool_alloc(pool), *q[100];
+  for (int i = 0; i < 100; i++) q[i] = kiln_pool_alloc(pool);
+  kiln_pool_free(pool, p);
+  for (int i = 0; i < 100; i++) kiln_pool_free(pool, q[i]); /* p goes back to its page */
   kiln_pool_free(pool, p);
 }
 
@@ -258,8 +278,10 @@ static void test_bad_free(void **state) {
   expect_abort(free_other_pools_block, "which is not a block of this pool");
   expect_abort(free_interior_pointer, "which is not a block of this pool");
   expect_abort(free_uncarved_block, "which is not a block of this pool");
+  expect_abort(free_cached_block, "which is already free (double free)");
   expect_abort(double_free, "double free");
   expect_abort(double_free_last, "double free");
+  expect_abort(double_free_after_flush, "double free");
 }
 
 /* --- threads ------------------------------------------------------------------ */
@@ -347,6 +369,7 @@ static void test_threads_cross_free(void **state) {
   for (int i = 0; i < THREADS; i++) pthread_join(tid[i], NULL);
   for (int i = 0; i < THREADS; i++) assert_int_equal(received[i], ROUNDS);
   assert_int_equal(kiln_pool_in_use(shared_pool), 0);
+  kiln_pool_trim(shared_pool); /* the exited threads' caches */
   assert_int_equal(kiln_pool_capacity_bytes(shared_pool), POOL_PAGE); /* all but one page returned */
   kiln_pool_destroy(shared_pool);
 }
@@ -382,6 +405,7 @@ static void test_threads_batches(void **state) {
     assert_int_equal(pthread_create(&tid[i], NULL, batch_worker, (void *)(intptr_t)i), 0);
   for (int i = 0; i < THREADS; i++) pthread_join(tid[i], NULL);
   assert_int_equal(kiln_pool_in_use(shared_pool), 0);
+  kiln_pool_trim(shared_pool); /* the exited threads' caches */
   assert_int_equal(kiln_pool_capacity_bytes(shared_pool), POOL_PAGE);
   kiln_pool_destroy(shared_pool);
 }
