@@ -109,16 +109,19 @@ foreach(name ${KILN_CHECK_TESTS})
                    env ${KILN_CHECK_ENV} $<TARGET_FILE:${name}>)
   set_tests_properties(check_${name} PROPERTIES TIMEOUT 600 LABELS check)
 endforeach()
-# test_api through libkiln.so (defined by programs.cmake, included after us).
-add_test(NAME check_test_api_override
-         COMMAND ${KILN_CHECK_SUITE} test_api_override ${KILN_MISUSE_DIR}/check_suite.allow --
-                 env ${KILN_CHECK_ENV} ${CMAKE_CURRENT_BINARY_DIR}/test_api_override)
-set_tests_properties(check_test_api_override PROPERTIES TIMEOUT 600 LABELS check)
-add_test(NAME secure_test_api_override
-         COMMAND ${KILN_CHECK_SUITE} test_api_override ${KILN_MISUSE_DIR}/secure_suite.allow --
-                 env KILN_SECURE=1 KILN_ON_ERROR=report CMOCKA_MESSAGE_OUTPUT=stdout
-                     ${CMAKE_CURRENT_BINARY_DIR}/test_api_override)
-set_tests_properties(secure_test_api_override PROPERTIES TIMEOUT 600 LABELS secure)
+# test_api and test_api_memory through libkiln.so (defined by programs.cmake,
+# included after us).
+foreach(part test_api test_api_memory)
+  add_test(NAME check_${part}_override
+           COMMAND ${KILN_CHECK_SUITE} ${part}_override ${KILN_MISUSE_DIR}/check_suite.allow --
+                   env ${KILN_CHECK_ENV} ${CMAKE_CURRENT_BINARY_DIR}/${part}_override)
+  set_tests_properties(check_${part}_override PROPERTIES TIMEOUT 600 LABELS check)
+  add_test(NAME secure_${part}_override
+           COMMAND ${KILN_CHECK_SUITE} ${part}_override ${KILN_MISUSE_DIR}/secure_suite.allow --
+                   env KILN_SECURE=1 KILN_ON_ERROR=report CMOCKA_MESSAGE_OUTPUT=stdout
+                       ${CMAKE_CURRENT_BINARY_DIR}/${part}_override)
+  set_tests_properties(secure_${part}_override PROPERTIES TIMEOUT 600 LABELS secure)
+endforeach()
 # Real programs (python3, perl, ...) under the checking mode: same output,
 # same exit status, so no report.
 foreach(program python3 perl sort gcc git)
