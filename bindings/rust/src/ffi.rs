@@ -114,6 +114,7 @@ unsafe extern "C" {
     pub fn kiln_pool_alloc(pool: *mut kiln_pool_t) -> *mut c_void;
     pub fn kiln_pool_free(pool: *mut kiln_pool_t, p: *mut c_void);
     pub fn kiln_pool_destroy(pool: *mut kiln_pool_t);
+    pub fn kiln_pool_trim(pool: *mut kiln_pool_t);
     pub fn kiln_pool_in_use(pool: *const kiln_pool_t) -> usize;
     pub fn kiln_pool_capacity_bytes(pool: *const kiln_pool_t) -> usize;
 

@@ -118,6 +118,15 @@ impl<T> Pool<T> {
         // SAFETY: self.raw is a live pool; the call only reads counters.
         unsafe { ffi::kiln_pool_capacity_bytes(self.raw.as_ptr()) }
     }
+
+    /// Gives the free blocks waiting in the pool's per-thread caches (up to
+    /// 32 per thread) back to their pages, and empty pages but one back to
+    /// the OS, now.
+    pub fn trim(&self) {
+        // SAFETY: self.raw is a live pool; kiln_pool_trim may run while other
+        // threads use the pool (it skips a cache that is in use).
+        unsafe { ffi::kiln_pool_trim(self.raw.as_ptr()) }
+    }
 }
 
 impl<T> Default for Pool<T> {
