@@ -1,5 +1,5 @@
 /* fuzz_api.c — libFuzzer target: the input, decoded into a sequence of API
- * operations (spec_decode in tests/spec/model.c), runs against Kiln's kiln_*
+ * operations (spec_decode in tests/spec/model_gen.c), runs against Kiln's kiln_*
  * functions with every check of the executable specification after every
  * step.  A failed check prints the decoded sequence (replayable as a
  * SPEC_REGRESSION) and aborts, which libFuzzer reports as a crash; ASan and

@@ -2,7 +2,7 @@
 """gen_corpus.py — write the seed inputs of fuzz/corpus/.
 
 Each seed is a small hand-made operation sequence in the byte format that
-spec_decode (tests/spec/model.c) reads:
+spec_decode (tests/spec/model_gen.c) reads:
   kind byte (index in SPEC_OPS of tests/spec/model.h, read from that file),
   a byte: thread (bits 0-1) | flags << 2 | obj << 4, a slot byte,
   then the arguments (ARENA_NEW: size, then limit >> 16 as one byte;
