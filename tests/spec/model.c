@@ -434,19 +434,9 @@ static void worker_run(worker_t *w, const spec_op_t *op) {
 /* Operations that the API ties to the owning thread run on the caller. */
 static unsigned op_thread(const spec_op_t *op) {
   unsigned t = op->thread % (SPEC_WORKERS + 1);
+  int family = model_op_family(op->kind);
+  if (family == SRC_HEAP || (family == SRC_ARENA && op->kind != SPEC_ARENA_ALLOC)) return 0;
   switch ((spec_kind_t)op->kind) {
-  case SPEC_HEAP_NEW:
-  case SPEC_HEAP_DESTROY:
-  case SPEC_HEAP_RESET:
-  case SPEC_HEAP_MALLOC:
-  case SPEC_HEAP_CALLOC:
-  case SPEC_HEAP_ALIGNED:
-  case SPEC_HEAP_LIMIT:
-  case SPEC_ARENA_NEW:
-  case SPEC_ARENA_MARK:
-  case SPEC_ARENA_REWIND:
-  case SPEC_ARENA_RESET:
-  case SPEC_ARENA_DESTROY:
   case SPEC_CHECK_ALL:
     return 0;
   case SPEC_ARENA_ALLOC: {

@@ -48,7 +48,9 @@
 #define SPEC_MARKS 2     /* arena marks kept per arena */
 #define SPEC_WORKERS 2   /* worker threads besides the caller */
 
-/* X-macro: one line per operation kind, name and what a, b mean. */
+/* X-macro: one line per operation kind, name and what a, b mean.  The
+ * kinds of each family (HEAP_*, ARENA_*, POOL_*) stay together, from its
+ * _NEW to its last: model_op_family (model_internal.h) relies on it. */
 #define SPEC_OPS(X)                                                              \
   X(MALLOC)             /* slot = malloc(a) */                                   \
   X(CALLOC)             /* slot = calloc(a, b) */                                \

@@ -85,6 +85,16 @@ struct model_s {
   size_t index;
 };
 
+/* The family of an operation kind: SRC_HEAP, SRC_ARENA, SRC_POOL, or
+ * SRC_MALLOC for the rest (the kinds of a family are consecutive in
+ * SPEC_OPS, model.h). */
+static inline int model_op_family(unsigned kind) {
+  if (kind >= SPEC_HEAP_NEW && kind <= SPEC_HEAP_LIMIT) return SRC_HEAP;
+  if (kind >= SPEC_ARENA_NEW && kind <= SPEC_ARENA_DESTROY) return SRC_ARENA;
+  if (kind >= SPEC_POOL_NEW && kind <= SPEC_POOL_DESTROY) return SRC_POOL;
+  return SRC_MALLOC;
+}
+
 /* The model's state: one instance (model.c), one short name as the code
  * reads it. */
 extern struct model_s spec_model;

@@ -521,6 +521,19 @@ void model_exec_pool(const spec_op_t *op) {
 }
 
 void model_exec_op(const spec_op_t *op) {
+  switch (model_op_family(op->kind)) {
+  case SRC_HEAP:
+    if (M.api->heap_new != NULL) model_exec_heap(op);
+    return;
+  case SRC_ARENA:
+    if (M.api->arena_new != NULL) model_exec_arena(op);
+    return;
+  case SRC_POOL:
+    if (M.api->pool_new != NULL) model_exec_pool(op);
+    return;
+  default:
+    break;
+  }
   switch ((spec_kind_t)op->kind) {
   case SPEC_MALLOC: exec_malloc(op); break;
   case SPEC_CALLOC: exec_calloc(op); break;
@@ -536,31 +549,8 @@ void model_exec_op(const spec_op_t *op) {
   case SPEC_FREE_ALIGNED_SIZED: model_exec_free(op); break;
   case SPEC_USABLE_SIZE: exec_usable(op); break;
   case SPEC_CHECK_ALL: exec_check_all(); break;
-  case SPEC_HEAP_NEW:
-  case SPEC_HEAP_DESTROY:
-  case SPEC_HEAP_RESET:
-  case SPEC_HEAP_MALLOC:
-  case SPEC_HEAP_CALLOC:
-  case SPEC_HEAP_ALIGNED:
-  case SPEC_HEAP_LIMIT:
-    if (M.api->heap_new != NULL) model_exec_heap(op);
-    break;
-  case SPEC_ARENA_NEW:
-  case SPEC_ARENA_ALLOC:
-  case SPEC_ARENA_MARK:
-  case SPEC_ARENA_REWIND:
-  case SPEC_ARENA_RESET:
-  case SPEC_ARENA_DESTROY:
-    if (M.api->arena_new != NULL) model_exec_arena(op);
-    break;
-  case SPEC_POOL_NEW:
-  case SPEC_POOL_ALLOC:
-  case SPEC_POOL_FREE:
-  case SPEC_POOL_DESTROY:
-    if (M.api->pool_new != NULL) model_exec_pool(op);
-    break;
   case SPEC_THREAD_EXIT: /* handled by run_op */
-  case SPEC_KIND_COUNT: break;
+  default: break;       /* heaps, arenas and pools: above */
   }
 }
 
