@@ -38,6 +38,14 @@ static kiln_heap_t *realloc_heap(kiln_segment_t *segment, kiln_page_t *page) {
   return kiln_heap_get_default();
 }
 
+/* A huge block of a limited first-class heap never grows in place: its
+ * growth would bypass the heap's limit, which only the move below asks (via
+ * kiln_heap_malloc, on the heap's own thread). */
+static bool huge_grows_in_place(const kiln_segment_t *segment) {
+  const kiln_heap_t *owner = segment->huge_heap;
+  return owner == NULL || owner->limit == 0;
+}
+
 /* The realloc contract: realloc(NULL, n) == malloc(n); realloc(p, 0) frees p
  * and returns NULL (glibc's choice); on failure NULL with ENOMEM and p
  * untouched; otherwise min(old, new) bytes preserved.  In place when the
@@ -73,7 +81,7 @@ void *kiln_realloc(void *p, size_t size) {
   if (!page->flags.x.checked) {
     if (segment->kind == KILN_SEGMENT_HUGE) {
       if (kiln_huge_resize(segment, p, size)) return p;
-      if (size > usable) {
+      if (size > usable && huge_grows_in_place(segment)) {
         void *grown = kiln_huge_grow(segment, p, size);
         if (grown != NULL) return grown;
       }
@@ -82,7 +90,7 @@ void *kiln_realloc(void *p, size_t size) {
     }
   } else if (size <= usable && kiln_check_resize_in_place(page, block, p, size)) {
     return p;
-  } else if (size > usable) {
+  } else if (size > usable && (segment->kind != KILN_SEGMENT_HUGE || huge_grows_in_place(segment))) {
     void *grown = kiln_check_grow(segment, page, block, p, size);
     if (grown != NULL) return grown;
   }

@@ -427,6 +427,13 @@ static void test_heap_limit(void **state) {
   void *huge = kiln_heap_malloc(heap, (size_t)2 << 20);
   assert_non_null(huge);
   assert_int_equal(kiln_heap_allocated(heap), limit + kiln_usable_size(huge));
+  /* Plain realloc cannot grow it past the limit either (in place, into a
+   * reused mapping's slack or by mremap, it once did): it fails and leaves
+   * the block as it was. */
+  errno = 0;
+  assert_null(kiln_realloc(huge, (size_t)20 << 20));
+  assert_int_equal(errno, ENOMEM);
+  assert_int_equal(kiln_heap_allocated(heap), limit + kiln_usable_size(huge));
   kiln_free(huge);
   assert_int_equal(kiln_heap_allocated(heap), limit);
   kiln_heap_set_limit(heap, 0);
