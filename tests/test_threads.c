@@ -432,13 +432,17 @@ static void test_short_lived_threads(void **state) {
   assert_true(done >= TOTAL / 5);
   assert_true(s1.segments_abandoned > s0.segments_abandoned);
   assert_true(s1.segments_reclaimed > s0.segments_reclaimed);
-  if (mapped_max > mapped_early + 32 * MiB)
+  /* The bound: a few segments in flight (abandoned, not yet reclaimed) move
+   * the figure by 0-16 MiB, and once by 36 MiB on a loaded machine under
+   * TSan; a leak of even 1 % of the ~7600 segments abandoned would add
+   * 300 MiB. */
+  if (mapped_max > mapped_early + 64 * MiB)
     fail_msg("mapped memory kept growing: %zu MiB after a tenth of the threads, %zu MiB later", mapped_early >> 20,
              mapped_max >> 20);
   if ((long long)s1.committed < 0 || (long long)committed_early < 0)
     fail_msg("the committed count wrapped below zero: %lld bytes after a tenth of the threads, %lld at the end",
              (long long)committed_early, (long long)s1.committed);
-  if (committed_max > committed_early + 32 * MiB)
+  if (committed_max > committed_early + 64 * MiB)
     fail_msg("committed memory kept growing: %lld MiB after a tenth of the threads, %lld MiB later",
              (long long)committed_early >> 20, (long long)committed_max >> 20);
 }
