@@ -131,6 +131,16 @@ void kiln_huge_drop_guard(kiln_segment_t *segment) {
   segment->guard_offset = 0;
 }
 
+/* Unmap the mapping from `end` (a page multiple) on; a guard page there goes
+ * with it. */
+static void huge_unmap_tail(kiln_segment_t *segment, size_t end) {
+  size_t tail = segment->mapped_size - end;
+  if (tail == 0) return;
+  kiln_os_free((uint8_t *)segment + end, tail, tail);
+  segment->mapped_size = end;
+  if (segment->guard_offset >= end) segment->guard_offset = 0;
+}
+
 /* Fit a cached mapping to `total` bytes plus at most `keep` bytes of slack
  * (reserved by huge_cache_take): unmap the rest of a larger one, or grow a
  * smaller one by moving its pages.  NULL if growing failed (the mapping is
@@ -138,12 +148,7 @@ void kiln_huge_drop_guard(kiln_segment_t *segment) {
 static kiln_segment_t *huge_fit(kiln_segment_t *segment, size_t total, size_t keep) {
   size_t have = segment->mapped_size;
   if (have >= total) {
-    size_t end = total + keep; /* <= have */
-    if (end < have) {
-      kiln_os_free((uint8_t *)segment + end, have - end, have - end);
-      segment->mapped_size = end;
-      if (segment->guard_offset >= end) segment->guard_offset = 0; /* unmapped with the tail */
-    }
+    huge_unmap_tail(segment, total + keep); /* total + keep <= have */
     return segment;
   }
   kiln_huge_drop_guard(segment); /* before its page moves (or is copied, under valgrind) */
@@ -427,12 +432,9 @@ bool kiln_huge_resize(kiln_segment_t *segment, void *p, size_t size) {
      * included.  (A block that keeps its last page keeps its slack too: a
      * buffer grown a few bytes at a time comes here at every step.) */
     kiln_heap_t *heap = heap_huge_unlink(segment);
-    size_t tail = segment->mapped_size - keep;
-    if (segment->guard_offset >= keep) segment->guard_offset = 0; /* unmapped with the tail */
-    kiln_os_free((uint8_t *)segment + keep, tail, tail);
     atomic_fetch_sub_explicit(&huge_slack, huge_slack_of(segment), memory_order_relaxed);
     kiln_stats_huge_bytes(-(long long)(page->block_size - (keep - offset)));
-    segment->mapped_size = keep;
+    huge_unmap_tail(segment, keep);
     page->block_size = keep - offset;
     if (heap != NULL) heap_huge_link(heap, segment);
   }
