@@ -83,7 +83,7 @@ typedef enum kiln_option_e {
   KILN_OPTION_ON_ERROR,      /* KILN_ON_ERROR=abort|report */
   KILN_OPTION_SECURE,        /* KILN_SECURE=1: the hardened mode */
   KILN_OPTION_QUARANTINE,    /* KILN_QUARANTINE=bytes held by the checking mode's quarantine */
-  KILN_OPTION_SECURE_ZERO,   /* KILN_SECURE_ZERO=bytes: the hardened mode zeroes freed blocks up to this size */
+  KILN_OPTION_SECURE_ZERO,   /* KILN_SECURE_ZERO=bytes: the hardened mode zeroes this prefix of freed blocks */
   KILN_OPTION_COUNT
 } kiln_option_t;
 

@@ -39,16 +39,17 @@
  *     page metadata, and a free block holds only its (encoded) `next` link.
  *     Stops: overflows that rewrite size/flags headers next to user data
  *     (the glibc unlink family).
- *   Zero on free for blocks up to KILN_SECURE_ZERO_MAX (128) bytes
- *     (secure.h).  Stops: information leaks of freed secrets through
- *     uninitialised reads of a later block, and makes use-after-free reads
- *     see zeros (NULL function pointers crash instead of jumping to
- *     attacker data).  Larger blocks are not zeroed: the cost grows with the
- *     size (zeroing up to 1 KiB made larson 20 % slower), and small blocks
- *     are where the structures with pointers live.  It is the costliest
- *     defence on loops that only allocate (about 10 % of the time of
- *     simple and mstress; docs/CHECKING.md), so KILN_SECURE_ZERO=bytes
- *     lowers the bound, and 0 turns it off (kiln_secure_init).
+ *   Zero on free: the first 64 bytes of every freed block (all of a
+ *     smaller one; secure.h).  Stops: information leaks of freed secrets
+ *     through uninitialised reads of a later block, and makes
+ *     use-after-free reads of those bytes see zeros (a NULL function or
+ *     vtable pointer crashes instead of jumping to attacker data).  The
+ *     prefix is where structures keep their headers and pointers; the rest
+ *     of a larger block is not zeroed: the cost would grow with the size
+ *     (zeroing up to 1 KiB made larson 20 % slower).  Four 16-byte stores,
+ *     the same for every size, so the cost does not depend on the size and
+ *     free takes no branch on it.  KILN_SECURE_ZERO=bytes shortens the
+ *     prefix, 0 turns it off (kiln_secure_init).
  *   free_sized with a size larger than the block aborts.
  *
  *   Free-list links encoded with a per-page secret (the core: page->key,
@@ -74,6 +75,7 @@
 #include "os.h"
 #include "page.h"
 #include "segment.h"
+#include "size_class.h"
 
 /* --- double free ----------------------------------------------------------------------
  * Is `block` on one of the page's free lists?  Only asked when its first
@@ -148,11 +150,28 @@ static void huge_unguard(kiln_segment_t *segment, kiln_page_t *page) {
 }
 
 /* --- the hooks ----------------------------------------------------------------------- */
-size_t kiln_secure_zero_max = KILN_SECURE_ZERO_MAX;
+size_t kiln_secure_zero_bytes = KILN_SECURE_ZERO_MAX;
+uint8_t kiln_secure_zero_plan[KILN_BIN_HUGE + 1][KILN_SECURE_ZERO_STORES];
+
+/* The stores of kiln_secure_zero_freed for blocks of `block_size` bytes:
+ * store i at 16 i, clamped to the last 16 bytes of the prefix, so the
+ * stores cover [0, prefix) and never pass it (block sizes are multiples of
+ * 16, at least 16: size_class.c). */
+static void zero_plan_fill(uint8_t offsets[KILN_SECURE_ZERO_STORES], size_t block_size, size_t bytes) {
+  size_t prefix = block_size < bytes ? block_size : bytes;
+  for (size_t i = 0; i < KILN_SECURE_ZERO_STORES; i++)
+    offsets[i] = (uint8_t)(16 * i < prefix - 16 ? 16 * i : prefix - 16);
+}
 
 void kiln_secure_init(void) {
   unsigned long long zero = (unsigned long long)kiln_option(KILN_OPTION_SECURE_ZERO);
-  kiln_secure_zero_max = zero < KILN_SECURE_ZERO_MAX ? (size_t)zero : KILN_SECURE_ZERO_MAX;
+  /* Whole 16-byte stores: a bound between two multiples of 16 rounds down. */
+  kiln_secure_zero_bytes = (zero < KILN_SECURE_ZERO_MAX ? (size_t)zero : KILN_SECURE_ZERO_MAX) & ~(size_t)15;
+  if (kiln_secure_zero_bytes == 0) return;
+  for (unsigned bin = 1; bin < KILN_BIN_COUNT; bin++)
+    zero_plan_fill(kiln_secure_zero_plan[bin], kiln_bin_size[bin], kiln_secure_zero_bytes);
+  /* (Huge blocks are not zeroed: their pages go back to the OS or to the
+   * huge cache.  Their row stays inside any block, should one come here.) */
 }
 
 void *kiln_secure_malloc(kiln_heap_t *heap, size_t size, size_t alignment, bool zero) {

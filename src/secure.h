@@ -5,12 +5,7 @@
 
 #include "free.h"
 #include "page.h"
-
-/* Freed blocks up to this size can be zeroed (larger ones: the cost grows
- * with the size; secure.c); KILN_SECURE_ZERO picks the bound at or below it
- * (kiln_secure_zero_max, 0: none). */
-#define KILN_SECURE_ZERO_MAX ((size_t)128)
-extern size_t kiln_secure_zero_max;
+#include "size_class.h"
 
 /* Could the block's first word be an encoded link?  A genuine one decodes
  * to NULL or to a block of the page, so to the block's own 4 MiB segment.
@@ -25,32 +20,30 @@ kiln_inline bool kiln_secure_looks_free(const kiln_page_t *page, const kiln_bloc
   return next == 0 || ((next ^ (uintptr_t)block) >> KILN_SEGMENT_SHIFT) == 0;
 }
 
-/* Zero a freed block of 16 to 128 bytes with 16-byte stores from both ends,
- * which overlap in the middle: 2, 4 or 8 stores after at most two size
- * tests, where a loop would take a test per 16 bytes (and, with sizes that
- * vary, mispredict its exit).  Blocks are never under 16 bytes
- * (size_class.c). */
-_Static_assert(KILN_SECURE_ZERO_MAX == 128, "kiln_secure_zero covers 128 bytes with 2 x 4 stores");
-kiln_inline void kiln_secure_zero_16(uint8_t *p) { __builtin_memset(p, 0, 16); }
-kiln_inline void kiln_secure_zero(kiln_block_t *block, size_t size) {
-  uint8_t *start = (uint8_t *)block, *end = start + size;
-  kiln_secure_zero_16(start);
-  kiln_secure_zero_16(end - 16);
-  if (size <= 32) return;
-  kiln_secure_zero_16(start + 16);
-  kiln_secure_zero_16(end - 32);
-  if (size <= 64) return;
-  kiln_secure_zero_16(start + 32);
-  kiln_secure_zero_16(start + 48);
-  kiln_secure_zero_16(end - 64);
-  kiln_secure_zero_16(end - 48);
-}
+/* Zero on free: the first KILN_SECURE_ZERO_MAX (64) bytes of every freed
+ * block, or the whole block if it is smaller; KILN_SECURE_ZERO picks a
+ * shorter prefix (a multiple of 16; 0: none).  The same four 16-byte stores
+ * for every size, at offsets that a table per size class clamps into the
+ * block (overlapping in small ones; secure.c builds it), so free takes no
+ * branch on the size.  A branch per size tier, as before, mispredicted on
+ * programs that free mixed sizes: about one miss per free, which cost
+ * mstress more time than the stores themselves.  A longer prefix would take
+ * more stores on every free (8 for 128 bytes made simple 1.3x slower), and
+ * the first bytes are where structures keep their pointers. */
+#define KILN_SECURE_ZERO_MAX ((size_t)64)
+#define KILN_SECURE_ZERO_STORES (KILN_SECURE_ZERO_MAX / 16)
+_Static_assert(KILN_SECURE_ZERO_STORES == 4, "kiln_secure_zero_freed makes four stores");
+extern size_t kiln_secure_zero_bytes; /* the prefix zeroed (0: none) */
+extern uint8_t kiln_secure_zero_plan[KILN_BIN_HUGE + 1][KILN_SECURE_ZERO_STORES];
 
-/* Zero a freed block if it is small enough (the hardened mode's every free
- * path: local, remote, generic). */
 kiln_inline void kiln_secure_zero_freed(const kiln_page_t *page, kiln_block_t *block) {
-  size_t size = page->block_size;
-  if (size <= kiln_secure_zero_max) kiln_secure_zero(block, size);
+  if (kiln_unlikely(kiln_secure_zero_bytes == 0)) return;
+  const uint8_t *offsets = kiln_secure_zero_plan[page->bin];
+  uint8_t *start = (uint8_t *)block;
+  __builtin_memset(start + offsets[0], 0, 16);
+  __builtin_memset(start + offsets[1], 0, 16);
+  __builtin_memset(start + offsets[2], 0, 16);
+  __builtin_memset(start + offsets[3], 0, 16);
 }
 
 /* A free whose block looks already free (kiln_secure_looks_free): search

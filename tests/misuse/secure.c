@@ -178,34 +178,42 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(what, "zero_on_free") == 0) {
-    /* A freed small block holds no trace of its contents (beyond the free
-     * list's link in its first word). */
-    uint8_t *p = malloc(100);
-    memset(p, 0xaa, 100);
-    free(p);
-    volatile uint8_t *stale = p;
-    for (int i = 16; i < 100; i++)
-      if (stale[i] != 0) return fail("freed block not zeroed");
+    /* A freed block keeps no trace of its first 64 bytes (beyond the free
+     * list's link in its first word), whatever its size: all of a small
+     * block, the front of a larger one.  (Reading a freed block is this
+     * test's use after free on purpose: nothing reuses it in between.) */
+    static const size_t sizes[] = {16, 48, 100, 1000};
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+      size_t n = sizes[s], zeroed = n < 64 ? n : 64;
+      uint8_t *p = malloc(n);
+      memset(p, 0xaa, n);
+      free(p);
+      volatile uint8_t *stale = p;
+      for (size_t i = 8; i < zeroed; i++)
+        if (stale[i] != 0) return fail("a freed block's first 64 bytes not zeroed");
+    }
     return 0;
   }
   if (strcmp(what, "zero_bound") == 0 || strcmp(what, "zero_off") == 0) {
-    /* KILN_SECURE_ZERO=64 (zero_bound): a 48-byte block is zeroed at its
-     * free, a 100-byte one (112-byte block) keeps its bytes; =0 (zero_off):
-     * neither is zeroed.  (Reading a freed block is this test's use after
-     * free on purpose: nothing reuses the blocks in between.) */
+    /* KILN_SECURE_ZERO=32 (zero_bound): the first 32 bytes of a freed block
+     * are zeroed and the rest keeps its bytes, in a 48-byte block and in a
+     * 1000-byte one; =0 (zero_off): nothing is zeroed. */
     bool bound = strcmp(what, "zero_bound") == 0;
-    uint8_t *small = malloc(48), *large = malloc(100);
+    size_t zeroed = bound ? 32 : 8; /* (the first word is the link either way) */
+    uint8_t *small = malloc(48), *large = malloc(1000);
     memset(small, 0xaa, 48);
-    memset(large, 0xbb, 100);
+    memset(large, 0xbb, 1000);
     free(small);
     free(large);
     volatile uint8_t *stale_small = small, *stale_large = large;
-    for (int i = 16; i < 48; i++)
-      if (stale_small[i] != (bound ? 0 : 0xaa))
-        return fail(bound ? "a 48-byte block not zeroed under KILN_SECURE_ZERO=64"
-                          : "a block zeroed under KILN_SECURE_ZERO=0");
-    for (int i = 16; i < 100; i++)
-      if (stale_large[i] != 0xbb) return fail("a block above the KILN_SECURE_ZERO bound was zeroed");
+    for (size_t i = 8; i < 48; i++)
+      if (stale_small[i] != (i < zeroed ? 0 : 0xaa))
+        return fail(i < zeroed ? "a byte below the KILN_SECURE_ZERO bound not zeroed"
+                               : "a byte past the KILN_SECURE_ZERO bound zeroed");
+    for (size_t i = 8; i < 1000; i++)
+      if (stale_large[i] != (i < zeroed ? 0 : 0xbb))
+        return fail(i < zeroed ? "a byte below the KILN_SECURE_ZERO bound not zeroed (large block)"
+                               : "a byte past the KILN_SECURE_ZERO bound zeroed (large block)");
     return 0;
   }
   if (strcmp(what, "live_link") == 0) {
