@@ -237,12 +237,11 @@ void kiln_page_free_mt(kiln_page_t *page, kiln_block_t *block) {
 
 void *kiln_page_pop_keyed(kiln_page_t *page) {
   kiln_block_t *block = page->free;
-  kiln_block_t *next = kiln_block_next(page, block);
-  if (kiln_unlikely(!kiln_link_in_page(page, next)))
-    kiln_fatal("kiln: heap corruption detected: a free block at %p of the %zu-byte page %p links to %p, "
+  if (kiln_unlikely(kiln_page_block_index(page, block) >= __atomic_load_n(&page->capacity, __ATOMIC_RELAXED)))
+    kiln_fatal("kiln: heap corruption detected: the free list of the %zu-byte page %p leads to %p, "
                "not a block of its page (use after free or overflow into a freed block)",
-               (void *)block, page->block_size, (void *)page->start, (void *)next);
-  page->free = next;
+               page->block_size, (void *)page->start, (void *)block);
+  page->free = kiln_block_next(page, block);
   page->used++;
   block->next = NULL;
   return block;

@@ -11,7 +11,7 @@
  * EXPECT invalid_free_static: kiln: invalid free of @P@
  * EXPECT invalid_free_interior: kiln: invalid free of @P@
  * EXPECT invalid_free_foreign: kiln: invalid free of @P@
- * EXPECT forged_link: kiln: heap corruption detected: a free block at @P@ of the 80-byte page @P@ links to @P@, not a block of its page (use after free or overflow into a freed block)
+ * EXPECT forged_link: kiln: heap corruption detected: the free list of the 80-byte page @P@ leads to @P@, not a block of its page (use after free or overflow into a freed block)
  */
 #include <signal.h>
 #include <stdbool.h>
