@@ -124,6 +124,24 @@ static inline void *bench_malloc(size_t size) {
   return p;
 }
 
+/* Per-thread state that its thread writes on every operation (a random
+ * generator, counters) must not share a cache line with another thread's:
+ * such an array's element type starts with BENCH_OWN_LINE, and the array
+ * comes from bench_lines.  Otherwise the threads bounce the line between
+ * their cores on every operation, which costs more than the allocator's
+ * work and varies with where the allocator placed the array (larson with 2
+ * threads ran 2.5x the CPU time per operation of 1 thread, for every
+ * allocator; Kiln's hardened mode, which places blocks at random, ran 0.5x
+ * to 1.7x its fast mode from run to run). */
+#define BENCH_LINE 64
+#define BENCH_OWN_LINE _Alignas(BENCH_LINE)
+static inline void *bench_lines(size_t count, size_t size) {
+  size_t bytes = (count * size + BENCH_LINE - 1) / BENCH_LINE * BENCH_LINE;
+  void *p = aligned_alloc(BENCH_LINE, bytes);
+  if (!p) bench_die("aligned_alloc(%d, %zu) failed", BENCH_LINE, bytes);
+  return p;
+}
+
 /* Start n threads running fn(&args[i * stride]) and join them all. */
 static inline void bench_threads(size_t n, void *(*fn)(void *), void *args, size_t stride) {
   pthread_t *t = calloc(n, sizeof *t);

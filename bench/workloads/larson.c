@@ -13,7 +13,8 @@
 #include "common.h"
 
 typedef struct {
-  size_t lane, rounds, ops, slots, min, max;
+  BENCH_OWN_LINE size_t lane;
+  size_t rounds, ops, slots, min, max;
   void **block;
   size_t *size;
   bench_rng rng;
@@ -46,7 +47,7 @@ int main(int argc, char **argv) {
   size_t threads = a[0], rounds = a[1], ops = a[2], slots = a[3], min = a[4], max = a[5];
   if (!threads || !slots || min > max) bench_die("need THREADS>0, SLOTS>0, MIN<=MAX");
 
-  lane_t *lanes = bench_malloc(threads * sizeof *lanes);
+  lane_t *lanes = bench_lines(threads, sizeof *lanes);
   for (size_t t = 0; t < threads; t++) {
     lane_t *l = &lanes[t];
     *l = (lane_t){t, rounds, ops, slots, min, max, bench_malloc(slots * sizeof(void *)),

@@ -26,7 +26,8 @@
 static _Atomic(void *) exchange[EXCHANGE];
 
 typedef struct {
-  size_t rounds, ops, slots;
+  BENCH_OWN_LINE size_t rounds;
+  size_t ops, slots;
   void **block;
   size_t allocs;
   bench_rng rng;
@@ -101,7 +102,7 @@ int main(int argc, char **argv) {
   bench_args(argc, argv, "mstress", "[THREADS ROUNDS OPS SLOTS]", 4, a);
   size_t threads = a[0];
   if (!threads || !a[3]) bench_die("need THREADS>0, SLOTS>0");
-  lane_t *lanes = bench_malloc(threads * sizeof *lanes);
+  lane_t *lanes = bench_lines(threads, sizeof *lanes);
   for (size_t t = 0; t < threads; t++) {
     lanes[t] = (lane_t){a[1], a[2], a[3], calloc(a[3], sizeof(void *)), 0, bench_rng_seed(t + 1)};
     if (!lanes[t].block) bench_die("out of memory");
