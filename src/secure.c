@@ -75,7 +75,6 @@
 #include "os.h"
 #include "page.h"
 #include "segment.h"
-#include "size_class.h"
 
 /* --- double free ----------------------------------------------------------------------
  * Is `block` on one of the page's free lists?  Only asked when its first
@@ -151,27 +150,22 @@ static void huge_unguard(kiln_segment_t *segment, kiln_page_t *page) {
 
 /* --- the hooks ----------------------------------------------------------------------- */
 size_t kiln_secure_zero_bytes = KILN_SECURE_ZERO_MAX;
-uint8_t kiln_secure_zero_plan[KILN_BIN_HUGE + 1][KILN_SECURE_ZERO_STORES];
-
-/* The stores of kiln_secure_zero_freed for blocks of `block_size` bytes:
- * store i at 16 i, clamped to the last 16 bytes of the prefix, so the
- * stores cover [0, prefix) and never pass it (block sizes are multiples of
- * 16, at least 16: size_class.c). */
-static void zero_plan_fill(uint8_t offsets[KILN_SECURE_ZERO_STORES], size_t block_size, size_t bytes) {
-  size_t prefix = block_size < bytes ? block_size : bytes;
-  for (size_t i = 0; i < KILN_SECURE_ZERO_STORES; i++)
-    offsets[i] = (uint8_t)(16 * i < prefix - 16 ? 16 * i : prefix - 16);
-}
 
 void kiln_secure_init(void) {
   unsigned long long zero = (unsigned long long)kiln_option(KILN_OPTION_SECURE_ZERO);
   /* Whole 16-byte stores: a bound between two multiples of 16 rounds down. */
   kiln_secure_zero_bytes = (zero < KILN_SECURE_ZERO_MAX ? (size_t)zero : KILN_SECURE_ZERO_MAX) & ~(size_t)15;
-  if (kiln_secure_zero_bytes == 0) return;
-  for (unsigned bin = 1; bin < KILN_BIN_COUNT; bin++)
-    zero_plan_fill(kiln_secure_zero_plan[bin], kiln_bin_size[bin], kiln_secure_zero_bytes);
-  /* (Huge blocks are not zeroed: their pages go back to the OS or to the
-   * huge cache.  Their row stays inside any block, should one come here.) */
+}
+
+/* The stores of kiln_secure_zero_freed after the first: store i (from 1) at
+ * 16 i, clamped to the last 16 bytes of the prefix, so the four cover
+ * [0, prefix) and never pass it (block sizes are multiples of 16, at least
+ * 16: size_class.c). */
+static void zero_offsets_set(kiln_page_t *page) {
+  size_t prefix = page->block_size < kiln_secure_zero_bytes ? page->block_size : kiln_secure_zero_bytes;
+  size_t last = prefix >= 16 ? prefix - 16 : 0;
+  for (size_t i = 0; i < sizeof page->zero_offsets; i++)
+    page->zero_offsets[i] = (uint8_t)(16 * (i + 1) < last ? 16 * (i + 1) : last);
 }
 
 void *kiln_secure_malloc(kiln_heap_t *heap, size_t size, size_t alignment, bool zero) {
@@ -277,10 +271,12 @@ void *kiln_secure_grow(kiln_segment_t *segment, kiln_page_t *page, void *p, size
   return grown;
 }
 
-/* Fresh page: guard the segment's last OS page if this is its last page
- * (before the core carves the first batch; kiln_page_extend shuffles it). */
+/* Fresh page: its zeroing offsets, and a guard on the segment's last OS page
+ * if this is its last page (before the core carves the first batch;
+ * kiln_page_extend shuffles it). */
 void kiln_secure_page_init(kiln_heap_t *heap, kiln_page_t *page) {
   (void)heap;
+  zero_offsets_set(page);
   kiln_segment_t *segment = kiln_segment_of(page);
   if (page->page_index != segment->page_count - 1) return;
   size_t page_size = kiln_os_page_size();

@@ -5,7 +5,6 @@
 
 #include "free.h"
 #include "page.h"
-#include "size_class.h"
 
 /* Could the block's first word be an encoded link?  A genuine one decodes
  * to NULL or to a block of the page, so to the block's own 4 MiB segment.
@@ -23,27 +22,27 @@ kiln_inline bool kiln_secure_looks_free(const kiln_page_t *page, const kiln_bloc
 /* Zero on free: the first KILN_SECURE_ZERO_MAX (64) bytes of every freed
  * block, or the whole block if it is smaller; KILN_SECURE_ZERO picks a
  * shorter prefix (a multiple of 16; 0: none).  The same four 16-byte stores
- * for every size, at offsets that a table per size class clamps into the
- * block (overlapping in small ones; secure.c builds it), so free takes no
- * branch on the size.  A branch per size tier, as before, mispredicted on
- * programs that free mixed sizes: about one miss per free, which cost
- * mstress more time than the stores themselves.  A longer prefix would take
- * more stores on every free (8 for 128 bytes made simple 1.3x slower), and
- * the first bytes are where structures keep their pointers. */
+ * for every size: the first at the block's start, the others at offsets
+ * that the page keeps in its hot cache line (set when the page is set up,
+ * secure.c), clamped into the prefix, so they overlap in small blocks.
+ * Free thus takes no branch on the size.  A branch per size tier, as
+ * before, mispredicted on programs that free mixed sizes: about one miss
+ * per free, which cost mstress more time than the stores themselves.  A
+ * longer prefix would take more stores on every free (8 for 128 bytes made
+ * simple 1.3x slower), and the first bytes are where structures keep their
+ * pointers. */
 #define KILN_SECURE_ZERO_MAX ((size_t)64)
-#define KILN_SECURE_ZERO_STORES (KILN_SECURE_ZERO_MAX / 16)
-_Static_assert(KILN_SECURE_ZERO_STORES == 4, "kiln_secure_zero_freed makes four stores");
+_Static_assert(KILN_SECURE_ZERO_MAX == 16 * (1 + sizeof(((kiln_page_t *)0)->zero_offsets)),
+               "kiln_secure_zero_freed makes one store at the start and one per page->zero_offsets");
 extern size_t kiln_secure_zero_bytes; /* the prefix zeroed (0: none) */
-extern uint8_t kiln_secure_zero_plan[KILN_BIN_HUGE + 1][KILN_SECURE_ZERO_STORES];
 
 kiln_inline void kiln_secure_zero_freed(const kiln_page_t *page, kiln_block_t *block) {
   if (kiln_unlikely(kiln_secure_zero_bytes == 0)) return;
-  const uint8_t *offsets = kiln_secure_zero_plan[page->bin];
   uint8_t *start = (uint8_t *)block;
-  __builtin_memset(start + offsets[0], 0, 16);
-  __builtin_memset(start + offsets[1], 0, 16);
-  __builtin_memset(start + offsets[2], 0, 16);
-  __builtin_memset(start + offsets[3], 0, 16);
+  __builtin_memset(start, 0, 16);
+  __builtin_memset(start + page->zero_offsets[0], 0, 16);
+  __builtin_memset(start + page->zero_offsets[1], 0, 16);
+  __builtin_memset(start + page->zero_offsets[2], 0, 16);
 }
 
 /* A free whose block looks already free (kiln_secure_looks_free): search
