@@ -8,13 +8,14 @@
 #ifndef KILN_CHECK_H
 #define KILN_CHECK_H
 
+#include "internal.h"
 #include "types.h"
 
-extern bool kiln_check_mode;
+extern kiln_shared bool kiln_check_mode;
 /* The checking mode proper (every block recorded, KILN_CHECK): heaps keep
  * their direct slots empty so that every malloc reaches kiln_check_malloc.
  * The hardened mode alone keeps them: its pages are keyed instead. */
-extern bool kiln_check_tracks_blocks;
+extern kiln_shared bool kiln_check_tracks_blocks;
 
 /* page->flags.x.has_aligned on the checking mode's pages: the program's
  * pointer sits a front canary into its block, so kiln_page_block_of maps any

@@ -35,7 +35,7 @@ typedef struct kiln_check_config_s {
   size_t quarantine; /* bytes of freed blocks held back */
 } kiln_check_config_t;
 
-extern kiln_check_config_t kiln_check_config;
+extern kiln_shared kiln_check_config_t kiln_check_config;
 
 /* --- call stacks (check_stack.c) ------------------------------------------ */
 typedef uint32_t kiln_stack_id_t; /* 0: unknown */

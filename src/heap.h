@@ -9,8 +9,8 @@
 /* Sentinels: a page that is never free (so the fast path's pop fails into the
  * slow path instead of testing for NULL) and a heap whose every direct slot
  * points at it (a thread's heap before its first allocation). */
-extern kiln_page_t kiln_page_empty;
-extern kiln_heap_t kiln_heap_empty;
+extern kiln_shared kiln_page_t kiln_page_empty;
+extern kiln_shared kiln_heap_t kiln_heap_empty;
 
 /* The calling thread's default heap (&kiln_heap_empty before its first
  * allocation).  Initial-exec TLS: one %fs-relative load, and no call to

@@ -19,6 +19,11 @@
 #define kiln_cold __attribute__((cold, noinline))
 #define kiln_noinline __attribute__((noinline))
 #define kiln_inline static inline __attribute__((always_inline))
+/* On every declaration of a variable that other files share: hidden, so the
+ * compiler addresses it directly (the build's -fvisibility=hidden covers
+ * definitions, not declarations; without this every access first loads
+ * the variable's address, one more instruction on the fast paths). */
+#define kiln_shared __attribute__((visibility("hidden")))
 
 /* Requests above PTRDIFF_MAX fail: pointer differences inside such a block
  * would overflow ptrdiff_t (C11 6.5.6p9). */

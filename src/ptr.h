@@ -30,8 +30,8 @@
 
 enum kiln_chunk_e { KILN_CHUNK_NONE = 0, KILN_CHUNK_START = 1, KILN_CHUNK_PREV = 2 };
 
-extern _Atomic uint64_t kiln_segment_start_map[KILN_MAP_WORDS];
-extern _Atomic uint64_t kiln_segment_prev_map[KILN_MAP_WORDS];
+extern kiln_shared _Atomic uint64_t kiln_segment_start_map[KILN_MAP_WORDS];
+extern kiln_shared _Atomic uint64_t kiln_segment_prev_map[KILN_MAP_WORDS];
 
 /* Record (or clear, with KILN_CHUNK_NONE) what the chunk at `chunk_addr` holds. */
 void kiln_segment_map_set(uintptr_t chunk_addr, enum kiln_chunk_e state);

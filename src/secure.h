@@ -34,7 +34,7 @@ kiln_inline bool kiln_secure_looks_free(const kiln_page_t *page, const kiln_bloc
 #define KILN_SECURE_ZERO_MAX ((size_t)64)
 _Static_assert(KILN_SECURE_ZERO_MAX == 16 * (1 + sizeof(((kiln_page_t *)0)->zero_offsets)),
                "kiln_secure_zero_freed makes one store at the start and one per page->zero_offsets");
-extern size_t kiln_secure_zero_bytes; /* the prefix zeroed (0: none) */
+extern kiln_shared size_t kiln_secure_zero_bytes; /* the prefix zeroed (0: none) */
 
 kiln_inline void kiln_secure_zero_freed(const kiln_page_t *page, kiln_block_t *block) {
   if (kiln_unlikely(kiln_secure_zero_bytes == 0)) return;

@@ -22,6 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "internal.h"
+
 #define KILN_BIN_MAX 96                   /* the last regular bin (256 KiB blocks) */
 #define KILN_BIN_COUNT (KILN_BIN_MAX + 1) /* bins 0..KILN_BIN_MAX; 0 is unused */
 #define KILN_BIN_HUGE (KILN_BIN_MAX + 1)  /* marker for huge pages */
@@ -30,7 +32,7 @@
 #define KILN_LARGE_BLOCK_MAX ((size_t)256 << 10) /* <= this in large pages; above: huge */
 
 /* Block size of each bin (size_class.c). */
-extern const uint32_t kiln_bin_size[KILN_BIN_COUNT];
+extern kiln_shared const uint32_t kiln_bin_size[KILN_BIN_COUNT];
 
 /* The bin for a request of `size` bytes, 0 < size <= KILN_LARGE_BLOCK_MAX
  * (callers map 0 to 1).  The formula the table is checked against. */
