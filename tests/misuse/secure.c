@@ -13,6 +13,7 @@
  * EXPECT invalid_free_foreign: kiln: invalid free of @P@
  * EXPECT forged_link: kiln: heap corruption detected: the free list of the 80-byte page @P@ leads to @P@, not a block of its page (use after free or overflow into a freed block)
  */
+#include <malloc.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -104,7 +105,9 @@ int main(int argc, char **argv) {
   }
   if (strcmp(what, "guard_huge_realloc") == 0) {
     /* A huge block grown by realloc (in place or by moving its pages) keeps
-     * its contents, and the guard page moves to its new end. */
+     * its contents, and the guard page moves to the end of its usable size,
+     * which has at most 1/8 of headroom past the bytes asked for (each end
+     * rounded up to a page). */
     size_t size = (3u << 20) + 100, grown_size = (7u << 20) + 300;
     uint8_t *p = malloc(size);
     for (size_t i = 0; i < size; i += PAGE) p[i] = (uint8_t)(i / PAGE);
@@ -114,8 +117,11 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < size; i += PAGE)
       if (q[i] != (uint8_t)(i / PAGE)) return fail("contents lost by the grow");
     if (q[size - 1] != 0x5a) return fail("last byte lost by the grow");
-    memset(q + size, 1, grown_size - size); /* the new room is writable */
-    const char *problem = guard_problem(q, grown_size);
+    size_t usable = malloc_usable_size(q);
+    if (usable < grown_size || usable > grown_size + grown_size / 8 + 2 * PAGE)
+      return fail("a grown huge block's headroom is not within 1/8 of its size");
+    memset(q + size, 1, usable - size); /* the new room is writable */
+    const char *problem = guard_problem(q, usable);
     free(q);
     return problem != NULL ? fail_guard("a grown huge block", problem) : 0;
   }
@@ -133,17 +139,39 @@ int main(int argc, char **argv) {
       if (q[i] != 0) return fail("calloc of a reused mapping is not zero");
     memset(q, 2, big);
     if (!is_guard_page(end_page(q, big))) return fail("no guard after a block that reused a guarded mapping");
-    /* realloc by a few bytes at a time: the guard follows the end. */
+    /* realloc by a few bytes at a time: the guard follows the end of the
+     * usable size, which stays within 1/8 of the bytes asked for. */
     size_t size = big;
     for (int step = 0; step < 300; step++) {
       size += 40;
       q = realloc(q, size);
       if (q == NULL) return fail("realloc failed");
       q[size - 1] = 3;
-      if (!is_guard_page(end_page(q, size))) return fail("the guard did not follow a block grown in small steps");
+      size_t usable = malloc_usable_size(q);
+      if (usable < size || usable > size + size / 8 + 2 * PAGE) return fail("headroom not within 1/8 of the size");
+      if (!is_guard_page(end_page(q, usable))) return fail("the guard did not follow a block grown in small steps");
     }
     free(q);
     return 0;
+  }
+  if (strcmp(what, "guard_huge_headroom") == 0) {
+    /* A buffer grown 64 bytes at a time across 64 pages: its guard moves
+     * with the headroom, a few times, not at every page (each move is two
+     * mprotect calls).  The usable size changes only when the guard moves. */
+    size_t size = 2u << 20;
+    uint8_t *p = malloc(size);
+    size_t usable = malloc_usable_size(p), moves = 0;
+    for (int step = 0; step < 64 * (int)PAGE / 64; step++) {
+      size += 64;
+      p = realloc(p, size);
+      if (p == NULL) return fail("realloc failed");
+      p[size - 1] = 4;
+      if (malloc_usable_size(p) != usable) moves++, usable = malloc_usable_size(p);
+    }
+    const char *problem = guard_problem(p, usable);
+    free(p);
+    if (moves > 4) return fail("the guard moved at (nearly) every page a growing buffer crossed");
+    return problem != NULL ? fail_guard("a buffer grown in small steps", problem) : 0;
   }
   if (strcmp(what, "guard_segment") == 0) {
     /* Fill segments with 1 KiB blocks; the one closest to a segment's end
