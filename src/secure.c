@@ -53,12 +53,13 @@
  *   free_sized with a size larger than the block aborts.
  *
  *   Free-list links encoded with a per-page secret (the core: page->key,
- *     page.h), validated when popped.  Stops: a link overwritten through a
+ *     page.h); malloc checks each block it pops to be a block of the page
+ *     before handing it out.  Stops: a link overwritten through a
  *     use after free or an overflow into a freed block steering malloc to an
  *     address of the attacker's choice (tcache/fastbin poisoning).
  *
  * How it hooks in: pages of a hardened heap have a key (page.h), which sends
- * the malloc fast path to kiln_page_pop_keyed (validate the link, clear the
+ * the malloc fast path to kiln_page_pop_keyed (check the block, clear the
  * block's link word), and flags.x.checked, which sends every free out of the
  * plain fast path: the owner's frees of block starts on pages with no
  * other flag take kiln_secure_free_local (secure.h, inline in free), other
