@@ -32,8 +32,12 @@ size_t kiln_page_collect(kiln_page_t *page);
 kiln_inline kiln_block_t *kiln_block_next(const kiln_page_t *page, const kiln_block_t *block) {
   return (kiln_block_t *)((uintptr_t)block->next ^ page->key);
 }
+/* The word a block holds to link to `next` (see kiln_block_set_next). */
+kiln_inline kiln_block_t *kiln_block_link(const kiln_page_t *page, const kiln_block_t *next) {
+  return (kiln_block_t *)((uintptr_t)next ^ page->key);
+}
 kiln_inline void kiln_block_set_next(const kiln_page_t *page, kiln_block_t *block, kiln_block_t *next) {
-  block->next = (kiln_block_t *)((uintptr_t)next ^ page->key);
+  block->next = kiln_block_link(page, next);
 }
 
 /* Pop from a keyed page (hardened mode; page->free != NULL): check that the

@@ -54,8 +54,12 @@ void kiln_secure_free_remote(kiln_page_t *page, kiln_block_t *block);
 /* The owner's free of a block start on a keyed page, once cleared: zero
  * it, then as the plain fast path (alloc.h) with the link encoded. */
 kiln_inline void kiln_secure_free_local_checked(kiln_page_t *page, kiln_block_t *block) {
+  /* The link is made before the zeroing: its stores may alias the page as
+   * far as the compiler knows, and it would load the list head and the key
+   * again after them. */
+  kiln_block_t *link = kiln_block_link(page, page->local_free);
   kiln_secure_zero_freed(page, block);
-  kiln_block_set_next(page, block, page->local_free);
+  block->next = link;
   page->local_free = block;
   if (kiln_unlikely(--page->used == 0)) kiln_free_retire(page);
 }
