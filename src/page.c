@@ -122,6 +122,25 @@ void kiln_page_extend(kiln_page_t *page) {
   page->alloc_count += count;
 }
 
+/* A free list that leads outside the page's carved blocks: a link was
+ * overwritten (use after free, or an overflow into a freed block). */
+static kiln_cold _Noreturn void page_list_corrupt(const kiln_page_t *page, const void *p) {
+  kiln_fatal("kiln: heap corruption detected: the free list of the %zu-byte page %p leads to %p, "
+             "not a block of its page (use after free or overflow into a freed block)",
+             page->block_size, (void *)page->start, p);
+}
+
+/* The next block of a list that collect walks to its end.  On a keyed page
+ * the link is checked as the pop checks a block (kiln_page_pop_keyed): a
+ * forged link aborts here instead of being followed, read and, at the end
+ * of the walk, written through. */
+static kiln_block_t *list_next(const kiln_page_t *page, const kiln_block_t *block) {
+  kiln_block_t *next = kiln_block_next(page, block);
+  if (page->key != 0 && next != NULL && kiln_page_block_index(page, next) >= page->capacity)
+    page_list_corrupt(page, next);
+  return next;
+}
+
 size_t kiln_page_collect(kiln_page_t *page) {
   /* local_free first: on the usual call (the malloc slow path, `free`
    * empty) it becomes `free` in O(1), and the remote list, which is walked
@@ -138,7 +157,7 @@ size_t kiln_page_collect(kiln_page_t *page) {
     } else {
       kiln_block_t *tail = page->local_free;
       size_t local = 1;
-      for (kiln_block_t *next; (next = kiln_block_next(page, tail)) != NULL; tail = next) local++;
+      for (kiln_block_t *next; (next = list_next(page, tail)) != NULL; tail = next) local++;
       page->alloc_count += local;
       kiln_block_set_next(page, tail, page->free);
       page->free = page->local_free;
@@ -157,7 +176,7 @@ size_t kiln_page_collect(kiln_page_t *page) {
     kiln_block_t *head = kiln_thread_free_ptr(tf);
     kiln_block_t *tail = head;
     remote = 1;
-    for (kiln_block_t *next; (next = kiln_block_next(page, tail)) != NULL; tail = next) remote++;
+    for (kiln_block_t *next; (next = list_next(page, tail)) != NULL; tail = next) remote++;
     kiln_block_set_next(page, tail, page->free);
     page->free = head;
     page->used -= (uint32_t)remote;
@@ -238,9 +257,7 @@ void kiln_page_free_mt(kiln_page_t *page, kiln_block_t *block) {
 void *kiln_page_pop_keyed(kiln_page_t *page) {
   kiln_block_t *block = page->free;
   if (kiln_unlikely(kiln_page_block_index(page, block) >= __atomic_load_n(&page->capacity, __ATOMIC_RELAXED)))
-    kiln_fatal("kiln: heap corruption detected: the free list of the %zu-byte page %p leads to %p, "
-               "not a block of its page (use after free or overflow into a freed block)",
-               page->block_size, (void *)page->start, (void *)block);
+    page_list_corrupt(page, block);
   page->free = kiln_block_next(page, block);
   page->used++;
   block->next = NULL;

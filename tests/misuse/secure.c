@@ -12,6 +12,7 @@
  * EXPECT invalid_free_interior: kiln: invalid free of @P@
  * EXPECT invalid_free_foreign: kiln: invalid free of @P@
  * EXPECT forged_link: kiln: heap corruption detected: the free list of the 80-byte page @P@ leads to @P@, not a block of its page (use after free or overflow into a freed block)
+ * EXPECT forged_link_collect: kiln: heap corruption detected: the free list of the 80-byte page @P@ leads to @P@, not a block of its page (use after free or overflow into a freed block)
  */
 #include <malloc.h>
 #include <signal.h>
@@ -23,6 +24,8 @@
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
+
+#include "kiln.h"
 
 #define PAGE 4096u
 #define SEGMENT ((uintptr_t)4 << 20)
@@ -286,6 +289,23 @@ int main(int argc, char **argv) {
       if (p[i] == target) return fail("malloc handed out the forged address");
     }
     return fail("a forged free-list link was not detected");
+  }
+  if (strcmp(what, "forged_link_collect") == 0) {
+    /* The same forgery in a block that waits on the owner's local list
+     * while the page still has blocks to hand out: collecting the lists
+     * walks the local list to its end, and must not follow the forged link
+     * (to read it, and to write the end's link). */
+    enum { SIZE = 80, N = 16 };
+    static uint8_t target[SIZE];
+    static uint8_t *p[N];
+    for (int i = 0; i < N; i++) p[i] = malloc(SIZE);
+    free(p[1]);
+    free(p[2]); /* local list: p[2] -> p[1] */
+    *(uint8_t *volatile *)p[2] = target;
+    kiln_collect(false);
+    for (int i = 0; i < 4096; i++)
+      if (malloc(SIZE) == target) return fail("malloc handed out the forged address");
+    return fail("a forged link on a local free list was not detected");
   }
   return fail("unknown case");
 }
