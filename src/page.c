@@ -124,7 +124,7 @@ void kiln_page_extend(kiln_page_t *page) {
 
 /* A free list that leads outside the page's carved blocks: a link was
  * overwritten (use after free, or an overflow into a freed block). */
-static kiln_cold _Noreturn void page_list_corrupt(const kiln_page_t *page, const void *p) {
+kiln_cold _Noreturn void kiln_page_list_corrupt(const kiln_page_t *page, const void *p) {
   kiln_fatal("kiln: heap corruption detected: the free list of the %zu-byte page %p leads to %p, "
              "not a block of its page (use after free or overflow into a freed block)",
              page->block_size, (void *)page->start, p);
@@ -137,7 +137,7 @@ static kiln_cold _Noreturn void page_list_corrupt(const kiln_page_t *page, const
 static kiln_block_t *list_next(const kiln_page_t *page, const kiln_block_t *block) {
   kiln_block_t *next = kiln_block_next(page, block);
   if (page->key != 0 && next != NULL && kiln_page_block_index(page, next) >= page->capacity)
-    page_list_corrupt(page, next);
+    kiln_page_list_corrupt(page, next);
   return next;
 }
 
@@ -236,7 +236,7 @@ void kiln_page_free_mt(kiln_page_t *page, kiln_block_t *block) {
   if (heap != NULL) {
     kiln_block_t *head = atomic_load_explicit(&heap->thread_delayed_free, memory_order_relaxed);
     do {
-      block->next = head;
+      kiln_block_set_next(page, block, head); /* (encoded with this block's page key: kiln_heap_delayed_free_all) */
     } while (!atomic_compare_exchange_weak_explicit(&heap->thread_delayed_free, &head, block,
                                                     memory_order_release, memory_order_relaxed));
   }
@@ -257,7 +257,7 @@ void kiln_page_free_mt(kiln_page_t *page, kiln_block_t *block) {
 void *kiln_page_pop_keyed(kiln_page_t *page) {
   kiln_block_t *block = page->free;
   if (kiln_unlikely(kiln_page_block_index(page, block) >= __atomic_load_n(&page->capacity, __ATOMIC_RELAXED)))
-    page_list_corrupt(page, block);
+    kiln_page_list_corrupt(page, block);
   page->free = kiln_block_next(page, block);
   page->used++;
   block->next = NULL;

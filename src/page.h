@@ -52,6 +52,8 @@ kiln_inline void kiln_block_set_next(const kiln_page_t *page, kiln_block_t *bloc
  * random sizes: 54k misses in 1M mallocs), or a select that cost 4 more
  * instructions a pop. */
 void *kiln_page_pop_keyed(kiln_page_t *page);
+/* Abort: a free list of `page` leads to p, which is no block of it. */
+_Noreturn void kiln_page_list_corrupt(const kiln_page_t *page, const void *p);
 
 kiln_inline kiln_block_t *kiln_thread_free_ptr(uintptr_t tf) { return (kiln_block_t *)(tf & ~(uintptr_t)3); }
 kiln_inline kiln_delayed_t kiln_thread_free_state(uintptr_t tf) { return (kiln_delayed_t)(tf & 3); }

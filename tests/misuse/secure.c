@@ -12,9 +12,11 @@
  * EXPECT invalid_free_interior: kiln: invalid free of @P@
  * EXPECT invalid_free_foreign: kiln: invalid free of @P@
  * EXPECT forged_link: kiln: heap corruption detected: the free list of the 80-byte page @P@ leads to @P@, not a block of its page (use after free or overflow into a freed block)
+ * EXPECT forged_link_delayed: kiln: heap corruption detected: the free list of the 80-byte page @P@ leads to @P@, not a block of its page (use after free or overflow into a freed block)
  * EXPECT forged_link_collect: kiln: heap corruption detected: the free list of the 80-byte page @P@ leads to @P@, not a block of its page (use after free or overflow into a freed block)
  */
 #include <malloc.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -94,6 +96,11 @@ static const char *guard_problem(uint8_t *p, size_t size) {
 static int fail_guard(const char *where, const char *problem) {
   fprintf(stderr, "secure: FAIL: the page after %s: %s\n", where, problem);
   return 1;
+}
+
+static void *free_on_thread(void *p) {
+  free(p);
+  return NULL;
 }
 
 int main(int argc, char **argv) {
@@ -289,6 +296,28 @@ int main(int argc, char **argv) {
       if (p[i] == target) return fail("malloc handed out the forged address");
     }
     return fail("a forged free-list link was not detected");
+  }
+  if (strcmp(what, "forged_link_delayed") == 0) {
+    /* Another thread frees a block of a page that is full: the block waits
+     * on its heap's delayed-free list, linked like the free lists, until the
+     * owner takes it.  A use after free forges its link to a live block:
+     * following it would free that block while the program holds it. */
+    enum { SIZE = 80, N = 4096 };
+    static uint8_t *p[N];
+    for (int i = 0; i < N; i++) memset(p[i] = malloc(SIZE), 0x11, SIZE); /* the first pages fill up */
+    pthread_t t;
+    if (pthread_create(&t, NULL, free_on_thread, p[0]) != 0 || pthread_join(t, NULL) != 0)
+      return fail("no thread");
+    *(uint8_t *volatile *)p[0] = p[1]; /* a live block */
+    kiln_collect(false);
+    for (int i = 0; i < N; i++) {
+      uint8_t *q = malloc(SIZE);
+      if (q == p[1]) return fail("malloc handed out a live block");
+      memset(q, 0x22, SIZE);
+    }
+    for (int j = 0; j < SIZE; j++)
+      if (p[1][j] != 0x11) return fail("a live block was overwritten");
+    return fail("a forged link on the delayed-free list was not detected");
   }
   if (strcmp(what, "forged_link_collect") == 0) {
     /* The same forgery in a block that waits on the owner's local list
