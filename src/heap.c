@@ -178,16 +178,17 @@ kiln_page_t *kiln_heap_find_page(kiln_heap_t *heap, unsigned bin) {
 /* The next block of the heap's delayed-free list, whose links may join
  * blocks of different pages: each is stored with the key of the page that
  * holds it (kiln_page_free_mt).  On a keyed page the link must lead to a
- * carved block of some Kiln page, as kiln_page_collect checks its lists:
- * a forged one (a use after free) aborts instead of having some address
- * freed into a page. */
-static kiln_block_t *delayed_next(const kiln_page_t *page, const kiln_block_t *block) {
+ * carved block of a page of this heap, as kiln_page_collect checks its
+ * lists: a forged one (a use after free) aborts instead of having some
+ * address freed into a page. */
+static kiln_block_t *delayed_next(const kiln_heap_t *heap, const kiln_page_t *page, const kiln_block_t *block) {
   kiln_block_t *next = kiln_block_next(page, block);
   if (page->key == 0 || next == NULL) return next;
   kiln_segment_t *segment = kiln_segment_of(next);
   const kiln_page_t *next_page = segment != NULL ? kiln_segment_page_of(segment, next) : NULL;
-  if (next_page == NULL || !next_page->segment_in_use || next_page->bin == KILN_BIN_HUGE ||
-      kiln_page_block_index(next_page, next) >= next_page->capacity)
+  if (next_page == NULL || !next_page->segment_in_use ||
+      atomic_load_explicit(&next_page->xheap, memory_order_relaxed) != heap ||
+      next_page->bin == KILN_BIN_HUGE || kiln_page_block_index(next_page, next) >= next_page->capacity)
     kiln_page_list_corrupt(page, next);
   return next;
 }
@@ -198,7 +199,7 @@ void kiln_heap_delayed_free_all(kiln_heap_t *heap) {
   while (block != NULL) {
     kiln_segment_t *segment = kiln_segment_of(block);
     kiln_page_t *page = kiln_segment_page_of(segment, block);
-    kiln_block_t *next = delayed_next(page, block);
+    kiln_block_t *next = delayed_next(heap, page, block);
     kiln_free_local(heap, page, block);
     block = next;
   }

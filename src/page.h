@@ -46,8 +46,9 @@ kiln_inline void kiln_block_set_next(const kiln_page_t *page, kiln_block_t *bloc
  * double-free test of secure.c relies on it).  A forged link thus waits in
  * page->free until the next pop, which aborts; nothing else follows
  * page->free (collect only links onto it, and checks every link of the
- * lists it walks, as secure.c's list search does).  Checking the link as it is decoded, one pop
- * earlier, would need a test for NULL as well (the end of the list): a
+ * lists it walks, as secure.c's list search does).  Checking the link as it
+ * is decoded, one pop earlier, would need a test for NULL as well (the end
+ * of the list): a
  * branch that mispredicted whenever one of many pages ran dry (larson,
  * random sizes: 54k misses in 1M mallocs), or a select that cost 4 more
  * instructions a pop. */
