@@ -45,9 +45,8 @@ kiln_inline void kiln_free_inline(void *p) {
     kiln_segment_t *segment = (kiln_segment_t *)((uintptr_t)p & ~(uintptr_t)KILN_SEGMENT_MASK);
     kiln_page_t *page = kiln_segment_page_of_valid(segment, p);
     bool owned = atomic_load_explicit(&segment->thread_id, memory_order_relaxed) == kiln_thread_id();
-    /* Any thread reads capacity here: relaxed, as the owner extends it
-     * (page.c); a block handed out was carved before. */
-    bool starts_block = kiln_page_block_index(page, p) < __atomic_load_n(&page->capacity, __ATOMIC_RELAXED);
+    /* (Any thread asks: a block handed out was carved before.) */
+    bool starts_block = kiln_page_carved(page, p);
     if (kiln_likely(owned && starts_block)) {
       kiln_block_t *block = (kiln_block_t *)p;
       if (kiln_likely(page->flags.all == 0)) {

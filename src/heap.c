@@ -188,7 +188,7 @@ static kiln_block_t *delayed_next(const kiln_heap_t *heap, const kiln_page_t *pa
   const kiln_page_t *next_page = segment != NULL ? kiln_segment_page_of(segment, next) : NULL;
   if (next_page == NULL || !next_page->segment_in_use ||
       atomic_load_explicit(&next_page->xheap, memory_order_relaxed) != heap ||
-      next_page->bin == KILN_BIN_HUGE || kiln_page_block_index(next_page, next) >= next_page->capacity)
+      next_page->bin == KILN_BIN_HUGE || !kiln_page_carved(next_page, next))
     kiln_page_list_corrupt(page, next);
   return next;
 }

@@ -136,7 +136,7 @@ kiln_cold _Noreturn void kiln_page_list_corrupt(const kiln_page_t *page, const v
  * of the walk, written through. */
 static kiln_block_t *list_next(const kiln_page_t *page, const kiln_block_t *block) {
   kiln_block_t *next = kiln_block_next(page, block);
-  if (page->key != 0 && next != NULL && kiln_page_block_index(page, next) >= page->capacity)
+  if (page->key != 0 && next != NULL && !kiln_page_carved(page, next))
     kiln_page_list_corrupt(page, next);
   return next;
 }
@@ -256,7 +256,7 @@ void kiln_page_free_mt(kiln_page_t *page, kiln_block_t *block) {
 
 void *kiln_page_pop_keyed(kiln_page_t *page) {
   kiln_block_t *block = page->free;
-  if (kiln_unlikely(kiln_page_block_index(page, block) >= __atomic_load_n(&page->capacity, __ATOMIC_RELAXED)))
+  if (kiln_unlikely(!kiln_page_carved(page, block)))
     kiln_page_list_corrupt(page, block);
   page->free = kiln_block_next(page, block);
   page->used++;

@@ -96,6 +96,13 @@ kiln_inline size_t kiln_page_block_index(const kiln_page_t *page, const void *p)
   return (size_t)((x >> t) | (x << ((64 - t) & 63)));
 }
 
+/* Whether p starts a block the page has carved (see above).  Any thread may
+ * ask: capacity is read relaxed, as the owner raises it while extending the
+ * page (kiln_page_extend), and any value read is one the page has had. */
+kiln_inline bool kiln_page_carved(const kiln_page_t *page, const void *p) {
+  return kiln_page_block_index(page, p) < __atomic_load_n(&page->capacity, __ATOMIC_RELAXED);
+}
+
 /* The thread pointer (%fs:0 on x86-64, tpidr_el0 on AArch64) is distinct for
  * every live thread and costs one instruction; it is reused after a thread
  * exits, which is fine: a dead thread's segments are abandoned (owner 0)
