@@ -615,6 +615,10 @@ bool kiln_check_free(kiln_page_t *page, kiln_block_t *block, const void *p, size
   if (size_hint != 0 || alignment_hint != 0) check_sized(&rec, size_hint, alignment_hint, work.now);
   report_canaries(&rec, work.damage, work.now);
   release_evicted(evicted, n);
+  while (n == KILN_EVICT_BATCH) {
+    n = kiln_table_evict((uintptr_t)block, evicted);
+    release_evicted(evicted, n);
+  }
   if (!freed.held && cfg.valgrind) VALGRIND_MAKE_MEM_UNDEFINED(block, sizeof(kiln_block_t));
   errno = saved_errno;
   return !freed.held;

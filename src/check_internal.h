@@ -145,6 +145,11 @@ void kiln_table_resize(uintptr_t block, size_t size, uint16_t canary_len);
  * KILN_EVICT_BATCH): the caller gives them back to the core, then calls
  * kiln_table_release_done (a heap being destroyed waits for that). */
 size_t kiln_table_push_freed(const kiln_freed_t *rec, kiln_evicted_t *evicted);
+/* More evictions from the shard of `block` while the quarantine is over its
+ * budget, after a kiln_table_free or kiln_table_push_freed that returned a
+ * full batch (KILN_EVICT_BATCH): call again, releasing each batch, until
+ * one comes back short. */
+size_t kiln_table_evict(uintptr_t block, kiln_evicted_t *evicted);
 void kiln_table_release_done(const kiln_evicted_t *evicted, size_t count);
 /* Take up to `max` blocks out of the quarantine, oldest first (all shards):
  * for out-of-memory retries and at exit. */

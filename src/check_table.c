@@ -299,6 +299,24 @@ static bool evict_oldest(shard_t *s, kiln_evicted_t *evicted, size_t *n) {
   return false;
 }
 
+/* Evict the shard's oldest blocks while all shards together hold more than
+ * the budget, up to a batch (evicted[] has KILN_EVICT_BATCH places; the
+ * caller asks again with kiln_table_evict while it comes back full: the
+ * budget is in bytes, and the oldest blocks may be much smaller than the
+ * newest, so a bounded number of evictions per free let a shard whose
+ * oldest records were small pile up large blocks far past the budget).
+ * The newest block stays held for at least one more free, unless the
+ * quarantine is far over its budget: with 64 shards, every shard keeping
+ * its newest block could hold 64 large blocks. */
+static void evict_over_budget(shard_t *s, kiln_evicted_t *evicted, size_t *n) {
+  if (s->ring == NULL || s->head == 0) return;
+  const kiln_freed_t *newest = &s->ring[(s->head - 1) % RING];
+  size_t newest_bytes = newest->held ? held_bytes_of(newest) : 0;
+  while (over_budget(s, 1) && *n < KILN_EVICT_BATCH && (s->held_bytes > newest_bytes || over_budget(s, 2))) {
+    if (!evict_oldest(s, evicted, n)) break;
+  }
+}
+
 /* Record a free (caller holds the shard lock); returns evictions. */
 static size_t push_freed_locked(shard_t *s, const kiln_freed_t *rec, kiln_evicted_t *evicted) {
   size_t n = 0;
@@ -318,12 +336,7 @@ static size_t push_freed_locked(shard_t *s, const kiln_freed_t *rec, kiln_evicte
   s->head++;
   if (slot->held) {
     s->held_bytes += held_bytes_of(slot);
-    /* Keep the newest block (this one) held for at least one more free,
-     * unless the quarantine is far over its budget: with 64 shards, every
-     * shard keeping its newest block could hold 64 large blocks. */
-    while (over_budget(s, 1) && n < KILN_EVICT_BATCH && (s->held_bytes > held_bytes_of(slot) || over_budget(s, 2))) {
-      if (!evict_oldest(s, evicted, &n)) break;
-    }
+    evict_over_budget(s, evicted, &n);
   }
   held_publish(s);
   return n;
@@ -359,6 +372,16 @@ kiln_take_t kiln_table_free(uintptr_t block, uintptr_t p, kiln_live_t *rec, kiln
   *evicted_count = push_freed_locked(s, freed, evicted);
   shard_unlock(&s->lock);
   return KILN_TAKE_OK;
+}
+
+size_t kiln_table_evict(uintptr_t block, kiln_evicted_t *evicted) {
+  shard_t *s = shard_of(block);
+  size_t n = 0;
+  shard_lock(&s->lock);
+  evict_over_budget(s, evicted, &n);
+  held_publish(s);
+  shard_unlock(&s->lock);
+  return n;
 }
 
 size_t kiln_table_drain(kiln_evicted_t *evicted, size_t max) {
