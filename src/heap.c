@@ -181,9 +181,11 @@ kiln_page_t *kiln_heap_find_page(kiln_heap_t *heap, unsigned bin) {
  * carved block of a page of this heap, as kiln_page_collect checks its
  * lists: a forged one (a use after free) aborts instead of having some
  * address freed into a page. */
-static kiln_block_t *delayed_next(const kiln_heap_t *heap, const kiln_page_t *page, const kiln_block_t *block) {
-  kiln_block_t *next = kiln_block_next(page, block);
-  if (page->key == 0 || next == NULL) return next;
+static kiln_block_t *delayed_next(const kiln_heap_t *heap, const kiln_page_t *page, kiln_block_t *block) {
+  kiln_block_t *next = kiln_block_delayed_next(page, block);
+  if (page->key == 0) return next;
+  *kiln_block_delayed_word(page, block) = 0; /* the link's second word, zeroed as at the free */
+  if (next == NULL) return next;
   kiln_segment_t *segment = kiln_segment_of(next);
   const kiln_page_t *next_page = segment != NULL ? kiln_segment_page_of(segment, next) : NULL;
   if (next_page == NULL || !next_page->segment_in_use ||

@@ -235,8 +235,9 @@ void kiln_page_free_mt(kiln_page_t *page, kiln_block_t *block) {
   kiln_heap_t *heap = atomic_load_explicit(&page->xheap, memory_order_acquire);
   if (heap != NULL) {
     kiln_block_t *head = atomic_load_explicit(&heap->thread_delayed_free, memory_order_relaxed);
+    if (page->key != 0) kiln_block_set_next(page, block, block); /* waits delayed (page.h) */
     do {
-      kiln_block_set_next(page, block, head); /* (encoded with this block's page key: kiln_heap_delayed_free_all) */
+      kiln_block_set_delayed_next(page, block, head); /* (with this block's page key: kiln_heap_delayed_free_all) */
     } while (!atomic_compare_exchange_weak_explicit(&heap->thread_delayed_free, &head, block,
                                                     memory_order_release, memory_order_relaxed));
   }

@@ -40,6 +40,27 @@ kiln_inline void kiln_block_set_next(const kiln_page_t *page, kiln_block_t *bloc
   block->next = kiln_block_link(page, next);
 }
 
+/* The heap's delayed-free list (kiln_page_free_mt, drained by
+ * kiln_heap_delayed_free_all) links blocks of different pages.  A block of a
+ * keyed page on it holds its link in its second word (blocks have at least
+ * 16 bytes) and a link to itself in the first: that one decodes into the
+ * block's own page, so the hardened mode's double-free screen (secure.h)
+ * sees the block as free, and its search knows it for a block that waits on
+ * a delayed list, as no list of a page links a block to itself.  Plain pages
+ * link through the first word, as their other lists do. */
+kiln_inline uintptr_t *kiln_block_delayed_word(const kiln_page_t *page, kiln_block_t *block) {
+  return (uintptr_t *)block + (page->key != 0);
+}
+kiln_inline void kiln_block_set_delayed_next(const kiln_page_t *page, kiln_block_t *block, kiln_block_t *next) {
+  *kiln_block_delayed_word(page, block) = (uintptr_t)kiln_block_link(page, next);
+}
+kiln_inline kiln_block_t *kiln_block_delayed_next(const kiln_page_t *page, kiln_block_t *block) {
+  return (kiln_block_t *)(*kiln_block_delayed_word(page, block) ^ page->key);
+}
+kiln_inline bool kiln_block_waits_delayed(const kiln_page_t *page, const kiln_block_t *block) {
+  return page->key != 0 && kiln_block_next(page, block) == block;
+}
+
 /* Pop from a keyed page (hardened mode; page->free != NULL): check that the
  * block is a carved block of this page before handing it out, and clear its
  * link word, so a live block never holds a valid encoded link (the O(1)

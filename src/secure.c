@@ -78,8 +78,9 @@
 #include "segment.h"
 
 /* --- double free ----------------------------------------------------------------------
- * Is `block` on one of the page's free lists?  Only asked when its first
- * word decodes like a link.  Reads only this page's memory (every decoded
+ * Is `block` on one of the page's free lists, or on its heap's delayed-free
+ * list (a mark in the block: page.h)?  Only asked when its first word
+ * decodes like a link.  Reads only this page's memory (every decoded
  * link is checked to be a carved block of the page before it is followed),
  * and at most `capacity` steps per list, so a list changed concurrently by
  * the owner (local_free, free) or another thread (thread_free) cannot send
@@ -95,6 +96,9 @@ static bool list_contains(const kiln_page_t *page, const kiln_block_t *list, con
 }
 
 static kiln_noinline bool on_free_lists(kiln_page_t *page, kiln_block_t *block) {
+  /* First a block that waits on its heap's delayed-free list (another
+   * thread freed it into a full page): it links to itself (page.h). */
+  if (kiln_block_waits_delayed(page, block)) return true;
   uintptr_t tf = atomic_load_explicit(&page->xthread_free, memory_order_acquire);
   return list_contains(page, __atomic_load_n(&page->free, __ATOMIC_RELAXED), block) ||
          list_contains(page, __atomic_load_n(&page->local_free, __ATOMIC_RELAXED), block) ||

@@ -171,6 +171,12 @@ add_test(NAME secure_forged_link_collect
          COMMAND ${KILN_MISUSE_RUN} abort ${KILN_MISUSE_DIR}/secure.c forged_link_collect --
                  env KILN_SECURE=1 $<TARGET_FILE:misuse_secure> forged_link_collect)
 set_tests_properties(secure_forged_link_collect PROPERTIES TIMEOUT 60 LABELS "secure;misuse")
+foreach(case double_free_delayed double_free_delayed_remote)
+  add_test(NAME secure_${case}
+           COMMAND ${KILN_MISUSE_RUN} abort ${KILN_MISUSE_DIR}/secure.c ${case} --
+                   env KILN_SECURE=1 $<TARGET_FILE:misuse_secure> ${case})
+  set_tests_properties(secure_${case} PROPERTIES TIMEOUT 60 LABELS "secure;misuse")
+endforeach()
 add_test(NAME secure_forged_link_delayed
          COMMAND ${KILN_MISUSE_RUN} abort ${KILN_MISUSE_DIR}/secure.c forged_link_delayed --
                  env KILN_SECURE=1 $<TARGET_FILE:misuse_secure> forged_link_delayed)

@@ -11,6 +11,8 @@
  * EXPECT invalid_free_static: kiln: invalid free of @P@
  * EXPECT invalid_free_interior: kiln: invalid free of @P@
  * EXPECT invalid_free_foreign: kiln: invalid free of @P@
+ * EXPECT double_free_delayed: kiln: double free of @P@ (80-byte block, already free)
+ * EXPECT double_free_delayed_remote: kiln: double free of @P@ (80-byte block, already free)
  * EXPECT forged_link: kiln: heap corruption detected: the free list of the 80-byte page @P@ leads to @P@, not a block of its page (use after free or overflow into a freed block)
  * EXPECT forged_link_delayed: kiln: heap corruption detected: the free list of the 80-byte page @P@ leads to @P@, not a block of its page (use after free or overflow into a freed block)
  * EXPECT forged_link_collect: kiln: heap corruption detected: the free list of the 80-byte page @P@ leads to @P@, not a block of its page (use after free or overflow into a freed block)
@@ -308,7 +310,7 @@ int main(int argc, char **argv) {
     pthread_t t;
     if (pthread_create(&t, NULL, free_on_thread, p[0]) != 0 || pthread_join(t, NULL) != 0)
       return fail("no thread");
-    *(uint8_t *volatile *)p[0] = p[1]; /* a live block */
+    ((uint8_t *volatile *)p[0])[1] = p[1]; /* a live block (the link is the second word there: page.h) */
     kiln_collect(false);
     for (int i = 0; i < N; i++) {
       uint8_t *q = malloc(SIZE);
@@ -318,6 +320,23 @@ int main(int argc, char **argv) {
     for (int j = 0; j < SIZE; j++)
       if (p[1][j] != 0x11) return fail("a live block was overwritten");
     return fail("a forged link on the delayed-free list was not detected");
+  }
+  if (strcmp(what, "double_free_delayed") == 0 || strcmp(what, "double_free_delayed_remote") == 0) {
+    /* The first block another thread frees into a full page waits on the
+     * owner's delayed-free list, not on a list of its page.  A second free
+     * while it waits (by the owner, or by another thread) is still a double
+     * free: passed as a valid one, the block would sit on two lists and two
+     * mallocs would hand it out. */
+    enum { SIZE = 80, N = 4096 };
+    static uint8_t *p[N];
+    for (int i = 0; i < N; i++) memset(p[i] = malloc(SIZE), 0x11, SIZE); /* the first pages fill up */
+    pthread_t t;
+    if (pthread_create(&t, NULL, free_on_thread, p[0]) != 0 || pthread_join(t, NULL) != 0)
+      return fail("no thread");
+    if (strcmp(what, "double_free_delayed") == 0) free(p[0]);
+    else if (pthread_create(&t, NULL, free_on_thread, p[0]) != 0 || pthread_join(t, NULL) != 0)
+      return fail("no thread");
+    return fail("a double free of a block on the delayed-free list was not detected");
   }
   if (strcmp(what, "forged_link_collect") == 0) {
     /* The same forgery in a block that waits on the owner's local list
