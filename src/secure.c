@@ -30,11 +30,15 @@
  *     (overflowing from a controlled block into a chosen victim).  The
  *     batches stay lazy, so a fresh page is not touched in full.
  *   Guard pages.  The last OS page of every segment is PROT_NONE (the last
- *     page of blocks gives up the room), and a huge block is followed by a
- *     PROT_NONE page right after its last page.  Stops: linear overflows
- *     running off the end of a segment into the next segment's header (page
- *     metadata), and off the end of a huge block into whatever is mapped
- *     next — they fault at once instead.
+ *     page of blocks gives up the room), so is the OS page between a
+ *     segment's header and its first blocks (the first page gives it up),
+ *     and a huge block is followed by a PROT_NONE page right after its last
+ *     page.  Stops: linear overflows running off the end of a segment into
+ *     the next segment's header (page metadata), underflows running from
+ *     the first blocks back into their own segment's header, and overflows
+ *     off the end of a huge block into whatever is mapped next — they fault
+ *     at once instead.  (A huge block's header, one OS page before it, has
+ *     no guard: an underflow from a huge block reaches it.)
  *   Metadata out of line.  By design of the core: segment headers hold all
  *     page metadata, and a free block holds only its (encoded) `next` link.
  *     Stops: overflows that rewrite size/flags headers next to user data
@@ -296,19 +300,33 @@ void *kiln_secure_grow(kiln_segment_t *segment, kiln_page_t *page, void *p, size
   return grown;
 }
 
-/* Fresh page: its zeroing offsets, and a guard on the segment's last OS page
- * if this is its last page (before the core carves the first batch;
- * kiln_page_extend shuffles it). */
+/* Fresh page: its zeroing offsets, and the segment's guards if this is its
+ * first or last page (before the core carves the first batch;
+ * kiln_page_extend shuffles it).  The first page's blocks start one OS page
+ * after the header, behind a guard; the last page's stop before the
+ * segment's last OS page, a guard.  The page's area (segment.c) still
+ * counts the guards: decommitting them is harmless, and accounting stays
+ * the same in every mode.  A guard stays for the segment's life (the mode
+ * is the process's), so mprotect runs again only when the page is set up
+ * again, on a page that had been freed. */
 void kiln_secure_page_init(kiln_heap_t *heap, kiln_page_t *page) {
   (void)heap;
   zero_offsets_set(page);
   kiln_segment_t *segment = kiln_segment_of(page);
-  if (page->page_index != segment->page_count - 1) return;
   size_t page_size = kiln_os_page_size();
-  uint8_t *guard = (uint8_t *)segment + KILN_SEGMENT_SIZE - page_size;
-  size_t fit = (size_t)(guard - page->start) / page->block_size;
-  if (fit < page->reserved) page->reserved = (uint16_t)fit;
-  kiln_os_protect(guard, page_size);
+  if (page->page_index == 0) {
+    uint8_t *guard = kiln_segment_front_guard(segment);
+    page->start = guard + page_size;
+    size_t fit = (size_t)((uint8_t *)segment + ((size_t)1 << segment->page_shift) - page->start) / page->block_size;
+    if (fit < page->reserved) page->reserved = (uint16_t)fit;
+    kiln_os_protect(guard, page_size);
+  }
+  if (page->page_index == segment->page_count - 1) {
+    uint8_t *guard = (uint8_t *)segment + KILN_SEGMENT_SIZE - page_size;
+    size_t fit = (size_t)(guard - page->start) / page->block_size;
+    if (fit < page->reserved) page->reserved = (uint16_t)fit;
+    kiln_os_protect(guard, page_size);
+  }
 }
 
 void kiln_secure_page_freed(kiln_page_t *page) {

@@ -96,6 +96,12 @@ static size_t header_size_for(uint32_t page_count) {
   return kiln_align_up(sizeof(kiln_segment_t) + page_count * sizeof(kiln_page_t), kiln_os_page_size());
 }
 
+_Static_assert(KILN_SMALL_PAGE_SHIFT < KILN_MEDIUM_PAGE_SHIFT && KILN_MEDIUM_PAGE_SHIFT < KILN_LARGE_PAGE_SHIFT,
+               "small segments have the most pages, so the largest header");
+uint8_t *kiln_segment_front_guard(kiln_segment_t *segment) {
+  return (uint8_t *)segment + header_size_for(KILN_SMALL_PAGES_PER_SEGMENT);
+}
+
 uint8_t *kiln_segment_page_area(kiln_segment_t *segment, kiln_page_t *page, size_t *size) {
   if (segment->kind == KILN_SEGMENT_HUGE) {
     *size = page->block_size;

@@ -23,6 +23,12 @@ kiln_page_t *kiln_segment_page_alloc(kiln_tld_t *tld, kiln_segment_kind_t kind);
 void kiln_segment_page_free(kiln_tld_t *tld, kiln_page_t *page);
 /* The page's block area: [*start, *start + *size). */
 uint8_t *kiln_segment_page_area(kiln_segment_t *segment, kiln_page_t *page, size_t *size);
+/* The hardened mode's guard page in front of page 0's blocks (secure.c).
+ * Segments change kind through the segment cache, so the guard sits at one
+ * place for every kind: right after the largest header (small segments',
+ * which have the most pages), where no kind's header reaches when
+ * segment_init writes it. */
+uint8_t *kiln_segment_front_guard(kiln_segment_t *segment);
 
 /* The thread is exiting and `page` still has live blocks: hand it over. */
 void kiln_segment_page_abandon(kiln_tld_t *tld, kiln_page_t *page);

@@ -21,6 +21,7 @@
 #include <pthread.h>
 #include <signal.h>
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,17 +40,19 @@ static int fail(const char *what) {
   return 1;
 }
 
-/* Write bytes from `from` upwards in a child; returns the address of the
- * byte whose write faulted (0 if the child never faulted). */
-static uintptr_t first_fault(volatile uint8_t *from, size_t max) {
+/* Write `max` bytes from `from` on in a child, upwards (step 1) or
+ * downwards (step -1); returns the address of the byte whose write faulted
+ * (0 if the child never faulted). */
+static uintptr_t first_fault(volatile uint8_t *from, size_t max, int step) {
   volatile uintptr_t *progress = mmap(NULL, PAGE, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (progress == MAP_FAILED) return 0;
   *progress = 0;
   pid_t pid = fork();
   if (pid == 0) {
     for (size_t i = 0; i < max; i++) {
-      *progress = (uintptr_t)(from + i);
-      from[i] = 1;
+      volatile uint8_t *at = from + (ptrdiff_t)i * step;
+      *progress = (uintptr_t)at;
+      *at = 1;
     }
     _exit(0);
   }
@@ -91,7 +94,7 @@ static uintptr_t end_page(const void *p, size_t size) {
 static const char *guard_problem(uint8_t *p, size_t size) {
   uintptr_t end = end_page(p, size);
   if (!is_guard_page(end)) return "not a PROT_NONE guard";
-  if (first_fault(p + size, 2 * PAGE) != end) return "no fault at the guard page";
+  if (first_fault(p + size, 2 * PAGE, 1) != end) return "no fault at the guard page";
   return NULL;
 }
 
@@ -198,10 +201,30 @@ int main(int argc, char **argv) {
     }
     uintptr_t guard = ((uintptr_t)last & ~(SEGMENT - 1)) + SEGMENT - PAGE;
     int guarded = is_guard_page(guard);
-    uintptr_t at = first_fault(last, 2 * PAGE + 2048);
+    uintptr_t at = first_fault(last, 2 * PAGE + 2048, 1);
     for (int i = 0; i < N; i++) free(blocks[i]);
     if (!guarded) return fail("a segment's last page is not a PROT_NONE guard");
     if (at != guard) return fail("no fault at the guard page at a segment's end");
+    return 0;
+  }
+  if (strcmp(what, "guard_segment_front") == 0) {
+    /* The same from the other side: the lowest block of a segment starts
+     * right after a guard page, so an underflow from it faults there
+     * instead of reaching the segment's header (all its pages' metadata). */
+    enum { N = 20000 };
+    static uint8_t *blocks[N];
+    uint8_t *first = NULL;
+    for (int i = 0; i < N; i++) {
+      blocks[i] = malloc(1024);
+      uintptr_t off = (uintptr_t)blocks[i] & (SEGMENT - 1);
+      if (first == NULL || off < ((uintptr_t)first & (SEGMENT - 1))) first = blocks[i];
+    }
+    uintptr_t guard = (uintptr_t)first - PAGE;
+    int guarded = is_guard_page(guard);
+    uintptr_t at = first_fault(first - 1, 2 * PAGE, -1);
+    for (int i = 0; i < N; i++) free(blocks[i]);
+    if (!guarded) return fail("the page before a segment's first block is not a PROT_NONE guard");
+    if (at != (uintptr_t)first - 1) return fail("no fault at the guard page before a segment's first block");
     return 0;
   }
   if (strcmp(what, "shuffle") == 0) {
