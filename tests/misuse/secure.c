@@ -108,6 +108,20 @@ static void *free_on_thread(void *p) {
   return NULL;
 }
 
+/* Free p on a thread of its own; false if no thread could run. */
+static bool free_remotely(void *p) {
+  pthread_t t;
+  return pthread_create(&t, NULL, free_on_thread, p) == 0 && pthread_join(t, NULL) == 0;
+}
+
+/* Fill the first pages with n blocks of `size` bytes (each byte 0x11), then
+ * free p[0] on another thread: its page is full, so the block waits on the
+ * owner's delayed-free list. */
+static bool first_block_delayed(uint8_t **p, int n, size_t size) {
+  for (int i = 0; i < n; i++) memset(p[i] = malloc(size), 0x11, size);
+  return free_remotely(p[0]);
+}
+
 int main(int argc, char **argv) {
   const char *what = argc > 1 ? argv[1] : "";
   if (strcmp(what, "guard_huge") == 0) {
@@ -188,43 +202,29 @@ int main(int argc, char **argv) {
     if (moves > 4) return fail("the guard moved at (nearly) every page a growing buffer crossed");
     return problem != NULL ? fail_guard("a buffer grown in small steps", problem) : 0;
   }
-  if (strcmp(what, "guard_segment") == 0) {
-    /* Fill segments with 1 KiB blocks; the one closest to a segment's end
-     * overflows into the guard page there. */
+  if (strcmp(what, "guard_segment") == 0 || strcmp(what, "guard_segment_front") == 0) {
+    /* Fill segments with 1 KiB blocks.  The one closest to a segment's end
+     * overflows into the guard page there.  The lowest one starts right
+     * after a guard page, so an underflow from it faults there instead of
+     * reaching the segment's header (all its pages' metadata). */
+    bool front = strcmp(what, "guard_segment_front") == 0;
     enum { N = 20000 };
     static uint8_t *blocks[N];
-    uint8_t *last = NULL;
+    uint8_t *edge = NULL;
     for (int i = 0; i < N; i++) {
       blocks[i] = malloc(1024);
-      uintptr_t off = (uintptr_t)blocks[i] & (SEGMENT - 1);
-      if (last == NULL || off > ((uintptr_t)last & (SEGMENT - 1))) last = blocks[i];
+      uintptr_t off = (uintptr_t)blocks[i] & (SEGMENT - 1), edge_off = (uintptr_t)edge & (SEGMENT - 1);
+      if (edge == NULL || (front ? off < edge_off : off > edge_off)) edge = blocks[i];
     }
-    uintptr_t guard = ((uintptr_t)last & ~(SEGMENT - 1)) + SEGMENT - PAGE;
+    uintptr_t guard = front ? (uintptr_t)edge - PAGE : ((uintptr_t)edge & ~(SEGMENT - 1)) + SEGMENT - PAGE;
     int guarded = is_guard_page(guard);
-    uintptr_t at = first_fault(last, 2 * PAGE + 2048, 1);
+    uintptr_t at = front ? first_fault(edge - 1, 2 * PAGE, -1) : first_fault(edge, 2 * PAGE + 2048, 1);
     for (int i = 0; i < N; i++) free(blocks[i]);
-    if (!guarded) return fail("a segment's last page is not a PROT_NONE guard");
-    if (at != guard) return fail("no fault at the guard page at a segment's end");
-    return 0;
-  }
-  if (strcmp(what, "guard_segment_front") == 0) {
-    /* The same from the other side: the lowest block of a segment starts
-     * right after a guard page, so an underflow from it faults there
-     * instead of reaching the segment's header (all its pages' metadata). */
-    enum { N = 20000 };
-    static uint8_t *blocks[N];
-    uint8_t *first = NULL;
-    for (int i = 0; i < N; i++) {
-      blocks[i] = malloc(1024);
-      uintptr_t off = (uintptr_t)blocks[i] & (SEGMENT - 1);
-      if (first == NULL || off < ((uintptr_t)first & (SEGMENT - 1))) first = blocks[i];
-    }
-    uintptr_t guard = (uintptr_t)first - PAGE;
-    int guarded = is_guard_page(guard);
-    uintptr_t at = first_fault(first - 1, 2 * PAGE, -1);
-    for (int i = 0; i < N; i++) free(blocks[i]);
-    if (!guarded) return fail("the page before a segment's first block is not a PROT_NONE guard");
-    if (at != (uintptr_t)first - 1) return fail("no fault at the guard page before a segment's first block");
+    if (!guarded) return fail(front ? "the page before a segment's first block is not a PROT_NONE guard"
+                                    : "a segment's last page is not a PROT_NONE guard");
+    if (at != (front ? (uintptr_t)edge - 1 : guard))
+      return fail(front ? "no fault at the guard page before a segment's first block"
+                        : "no fault at the guard page at a segment's end");
     return 0;
   }
   if (strcmp(what, "shuffle") == 0) {
@@ -329,10 +329,7 @@ int main(int argc, char **argv) {
      * following it would free that block while the program holds it. */
     enum { SIZE = 80, N = 4096 };
     static uint8_t *p[N];
-    for (int i = 0; i < N; i++) memset(p[i] = malloc(SIZE), 0x11, SIZE); /* the first pages fill up */
-    pthread_t t;
-    if (pthread_create(&t, NULL, free_on_thread, p[0]) != 0 || pthread_join(t, NULL) != 0)
-      return fail("no thread");
+    if (!first_block_delayed(p, N, SIZE)) return fail("no thread");
     ((uint8_t *volatile *)p[0])[1] = p[1]; /* a live block (the link is the second word there: page.h) */
     kiln_collect(false);
     for (int i = 0; i < N; i++) {
@@ -352,13 +349,9 @@ int main(int argc, char **argv) {
      * mallocs would hand it out. */
     enum { SIZE = 80, N = 4096 };
     static uint8_t *p[N];
-    for (int i = 0; i < N; i++) memset(p[i] = malloc(SIZE), 0x11, SIZE); /* the first pages fill up */
-    pthread_t t;
-    if (pthread_create(&t, NULL, free_on_thread, p[0]) != 0 || pthread_join(t, NULL) != 0)
-      return fail("no thread");
+    if (!first_block_delayed(p, N, SIZE)) return fail("no thread");
     if (strcmp(what, "double_free_delayed") == 0) free(p[0]);
-    else if (pthread_create(&t, NULL, free_on_thread, p[0]) != 0 || pthread_join(t, NULL) != 0)
-      return fail("no thread");
+    else if (!free_remotely(p[0])) return fail("no thread");
     return fail("a double free of a block on the delayed-free list was not detected");
   }
   if (strcmp(what, "forged_link_collect") == 0) {
