@@ -314,19 +314,21 @@ void kiln_secure_page_init(kiln_heap_t *heap, kiln_page_t *page) {
   zero_offsets_set(page);
   kiln_segment_t *segment = kiln_segment_of(page);
   size_t page_size = kiln_os_page_size();
-  if (page->page_index == 0) {
+  bool first = page->page_index == 0, last = page->page_index == segment->page_count - 1;
+  if (!first && !last) return;
+  /* The blocks lie in [start, end): the area minus the guards. */
+  uint8_t *end = (uint8_t *)segment + ((size_t)(page->page_index + 1) << segment->page_shift);
+  if (first) {
     uint8_t *guard = kiln_segment_front_guard(segment);
+    kiln_os_protect(guard, page_size);
     page->start = guard + page_size;
-    size_t fit = (size_t)((uint8_t *)segment + ((size_t)1 << segment->page_shift) - page->start) / page->block_size;
-    if (fit < page->reserved) page->reserved = (uint16_t)fit;
-    kiln_os_protect(guard, page_size);
   }
-  if (page->page_index == segment->page_count - 1) {
-    uint8_t *guard = (uint8_t *)segment + KILN_SEGMENT_SIZE - page_size;
-    size_t fit = (size_t)(guard - page->start) / page->block_size;
-    if (fit < page->reserved) page->reserved = (uint16_t)fit;
-    kiln_os_protect(guard, page_size);
+  if (last) {
+    end -= page_size;
+    kiln_os_protect(end, page_size);
   }
+  size_t fit = (size_t)(end - page->start) / page->block_size;
+  if (fit < page->reserved) page->reserved = (uint16_t)fit;
 }
 
 void kiln_secure_page_freed(kiln_page_t *page) {
