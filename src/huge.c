@@ -21,6 +21,15 @@
  * Alignments above half a segment are the one place where the block does not
  * begin in its segment's first chunk: the header then sits one chunk before
  * the block and the segment map marks the block's chunk KILN_CHUNK_PREV.
+ *
+ * The hardened mode's front guard (kiln_huge_use_front_guards): a PROT_NONE
+ * page right before every huge block, between it and its header, so an
+ * underflow from the block faults instead of rewriting the header (the
+ * block's size and start, the segment's links).  The block then starts one
+ * OS page later.  Like the guard after the block (secure.c), the page stays
+ * protected while the mapping waits in the huge cache, so reusing a mapping
+ * costs no mprotect; only moving the pages takes it off for the move
+ * (mremap needs its range to be one mapping, and a guard splits it).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -131,14 +140,44 @@ void kiln_huge_drop_guard(kiln_segment_t *segment) {
   segment->guard_offset = 0;
 }
 
+/* --- the front guard (see the top) --- */
+static bool huge_front_guards;
+
+void kiln_huge_use_front_guards(void) { huge_front_guards = true; }
+
+/* The room huge_map leaves between the header and the block. */
+static size_t huge_front_gap(void) { return huge_front_guards ? kiln_os_page_size() : 0; }
+
+static void huge_front_guard_drop(kiln_segment_t *segment) {
+  if (segment->front_guard_offset == 0) return;
+  kiln_os_unprotect((uint8_t *)segment + segment->front_guard_offset, kiln_os_page_size());
+  segment->front_guard_offset = 0;
+}
+
+/* Guard the page right before the block (pages[0].start), where huge_map
+ * left room: at least a page after the header.  A guard the mapping kept
+ * from a block laid out otherwise (another alignment) goes first, as it may
+ * lie inside this block. */
+static void huge_front_guard_place(kiln_segment_t *segment) {
+  if (!huge_front_guards) return;
+  size_t page = kiln_os_page_size();
+  size_t want = (size_t)(segment->pages[0].start - (uint8_t *)segment) - page;
+  if (segment->front_guard_offset == want) return;
+  huge_front_guard_drop(segment);
+  kiln_os_protect((uint8_t *)segment + want, page);
+  segment->front_guard_offset = want;
+}
+
 /* Unmap the mapping from `end` (a page multiple) on; a guard page there goes
- * with it. */
+ * with it (a front guard too: one kept from an over-aligned block lies far
+ * into the mapping). */
 static void huge_unmap_tail(kiln_segment_t *segment, size_t end) {
   size_t tail = segment->mapped_size - end;
   if (tail == 0) return;
   kiln_os_free((uint8_t *)segment + end, tail, tail);
   segment->mapped_size = end;
   if (segment->guard_offset >= end) segment->guard_offset = 0;
+  if (segment->front_guard_offset >= end) segment->front_guard_offset = 0;
 }
 
 /* Fit a cached mapping to `total` bytes plus at most `keep` bytes of slack
@@ -151,7 +190,8 @@ static kiln_segment_t *huge_fit(kiln_segment_t *segment, size_t total, size_t ke
     huge_unmap_tail(segment, total + keep); /* total + keep <= have */
     return segment;
   }
-  kiln_huge_drop_guard(segment); /* before its page moves (or is copied, under valgrind) */
+  kiln_huge_drop_guard(segment); /* before its pages move (or are copied, under valgrind) */
+  huge_front_guard_drop(segment); /* (kiln_huge_alloc puts it back) */
   kiln_segment_t *grown = kiln_os_remap(segment, have, total, KILN_SEGMENT_SIZE);
   if (grown == NULL) {
     kiln_os_free(segment, have, have);
@@ -220,9 +260,10 @@ static kiln_segment_t *huge_map(size_t size, size_t alignment, uint8_t **block, 
   size_t header = huge_header_size();
   *fresh = true;
   if (alignment <= KILN_SEGMENT_SIZE / 2) {
-    /* Header, then the block at the first aligned offset: offset <=
-     * max(header, alignment) <= 2 MiB, inside the first chunk. */
-    size_t offset = kiln_align_up(header, alignment < 16 ? 16 : alignment);
+    /* Header (and the room for a front guard), then the block at the first
+     * aligned offset: offset <= max(header + gap, alignment) <= 2 MiB,
+     * inside the first chunk. */
+    size_t offset = kiln_align_up(header + huge_front_gap(), alignment < 16 ? 16 : alignment);
     if (size > KILN_MAX_ALLOC_SIZE - offset - page) { return NULL; }
     size_t total = kiln_align_up(offset + size, page);
     size_t keep;
@@ -320,9 +361,11 @@ void *kiln_huge_alloc(kiln_heap_t *owner, size_t size, size_t alignment, bool ze
   }
   size_t mapped = segment->mapped_size;
   size_t guard_offset = fresh ? 0 : segment->guard_offset;
+  size_t front_guard_offset = fresh ? 0 : segment->front_guard_offset;
   memset(segment, 0, sizeof(kiln_segment_t) + sizeof(kiln_page_t));
   segment->mapped_size = mapped;
   segment->guard_offset = guard_offset;
+  segment->front_guard_offset = front_guard_offset;
   segment->header_size = (size_t)(block - (uint8_t *)segment);
   /* A guard the mapping kept from its last block may stay only past this
    * one (the hardened mode then moves it or keeps it: secure.c). */
@@ -343,6 +386,7 @@ void *kiln_huge_alloc(kiln_heap_t *owner, size_t size, size_t alignment, bool ze
   page->div_inverse = 0; /* only offset 0 maps to index 0 < capacity */
   page->alloc_count = 1;
   atomic_store_explicit(&page->xthread_free, (uintptr_t)KILN_NEVER_DELAYED_FREE, memory_order_relaxed);
+  huge_front_guard_place(segment); /* before the memset: a kept guard may lie inside the block */
   if (zero && !fresh) memset(block, 0, size);
   if (kiln_check_enabled()) page->flags.x.checked = KILN_PAGE_CHECKED;
   kiln_segment_register_huge(segment);
@@ -399,6 +443,7 @@ void *kiln_huge_grow(kiln_segment_t *segment, void *p, size_t size) {
   kiln_segment_unregister_huge(segment);
   kiln_segment_map_set((uintptr_t)segment, KILN_CHUNK_NONE);
   kiln_huge_drop_guard(segment);
+  huge_front_guard_drop(segment);
   size_t old_size = segment->mapped_size;
   kiln_segment_t *moved = kiln_os_remap(segment, old_size, new_end, KILN_SEGMENT_SIZE);
   bool grown = moved != NULL;
@@ -411,6 +456,7 @@ void *kiln_huge_grow(kiln_segment_t *segment, void *p, size_t size) {
     atomic_fetch_sub_explicit(&huge_slack, old_slack, memory_order_relaxed); /* the block took it */
     kiln_stats_huge_bytes((long long)(new_end - offset - old_block));
   }
+  huge_front_guard_place(moved); /* back in place, moved or not */
   kiln_segment_register_huge(moved);
   kiln_segment_map_set((uintptr_t)moved, KILN_CHUNK_START);
   if (heap != NULL) heap_huge_link(heap, moved);

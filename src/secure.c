@@ -32,13 +32,13 @@
  *   Guard pages.  The last OS page of every segment is PROT_NONE (the last
  *     page of blocks gives up the room), so is the OS page between a
  *     segment's header and its first blocks (the first page gives it up),
- *     and a huge block is followed by a PROT_NONE page right after its last
- *     page.  Stops: linear overflows running off the end of a segment into
- *     the next segment's header (page metadata), underflows running from
- *     the first blocks back into their own segment's header, and overflows
- *     off the end of a huge block into whatever is mapped next — they fault
- *     at once instead.  (A huge block's header, one OS page before it, has
- *     no guard: an underflow from a huge block reaches it.)
+ *     and a huge block has a PROT_NONE page right after its last page and
+ *     one right before its first, between it and its header (huge.c).
+ *     Stops: linear overflows running off the end of a segment into the
+ *     next segment's header (page metadata), underflows running from the
+ *     first blocks back into their own segment's header, overflows off the
+ *     end of a huge block into whatever is mapped next, and underflows from
+ *     a huge block into its header — they fault at once instead.
  *   Metadata out of line.  By design of the core: segment headers hold all
  *     page metadata, and a free block holds only its (encoded) `next` link.
  *     Stops: overflows that rewrite size/flags headers next to user data
@@ -174,6 +174,7 @@ void kiln_secure_init(void) {
   unsigned long long zero = (unsigned long long)kiln_option(KILN_OPTION_SECURE_ZERO);
   /* Whole 16-byte stores: a bound between two multiples of 16 rounds down. */
   kiln_secure_zero_bytes = (zero < KILN_SECURE_ZERO_MAX ? (size_t)zero : KILN_SECURE_ZERO_MAX) & ~(size_t)15;
+  kiln_huge_use_front_guards();
 }
 
 /* The stores of kiln_secure_zero_freed after the first: store i (from 1) at

@@ -59,6 +59,9 @@ void kiln_huge_free(kiln_segment_t *segment);
 /* Make the hardened mode's guard page of the mapping (segment->guard_offset,
  * secure.c) accessible again and forget it. */
 void kiln_huge_drop_guard(kiln_segment_t *segment);
+/* The hardened mode (kiln_secure_init, before the first block): every huge
+ * block gets a guard page between its header and itself (huge.c). */
+void kiln_huge_use_front_guards(void);
 /* Grow or shrink in place within the mapping; false if it does not fit. */
 bool kiln_huge_resize(kiln_segment_t *segment, void *p, size_t size);
 /* Grow a huge block by moving its pages; the new address or NULL. */

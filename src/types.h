@@ -168,6 +168,8 @@ struct kiln_segment_s {
   kiln_heap_t *huge_heap;          /* huge segment of a first-class heap (linked by next/prev), else NULL */
   size_t guard_offset;             /* huge, hardened mode: a PROT_NONE page at this offset (0: none); it
                                       stays while the mapping waits in the huge cache (secure.c) */
+  size_t front_guard_offset;       /* huge, hardened mode: the PROT_NONE page between the header and the
+                                      block (0: none); kept in the huge cache too (huge.c) */
   kiln_page_t pages[];             /* page_count entries */
 };
 

@@ -158,7 +158,7 @@ endforeach()
 add_executable(misuse_secure ${KILN_MISUSE_DIR}/secure.c)
 target_compile_options(misuse_secure PRIVATE -O0 -g -fno-builtin -Wall)
 target_link_libraries(misuse_secure PRIVATE kiln_static Threads::Threads)
-foreach(case guard_huge guard_huge_realloc guard_huge_reuse guard_huge_headroom guard_segment guard_segment_front
+foreach(case guard_huge guard_huge_front guard_huge_realloc guard_huge_reuse guard_huge_headroom guard_segment guard_segment_front
              segment_kinds shuffle zero_on_free live_link)
   add_test(NAME secure_${case} COMMAND env KILN_SECURE=1 $<TARGET_FILE:misuse_secure> ${case})
   set_tests_properties(secure_${case} PROPERTIES TIMEOUT 60 LABELS secure)

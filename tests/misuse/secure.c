@@ -98,8 +98,21 @@ static const char *guard_problem(uint8_t *p, size_t size) {
   return NULL;
 }
 
+/* NULL if the page right before p (a page boundary) is a PROT_NONE guard
+ * and a write running down from p faults exactly at p - 1. */
+static const char *front_guard_problem(uint8_t *p) {
+  if (!is_guard_page((uintptr_t)p - PAGE)) return "not a PROT_NONE guard";
+  if (first_fault(p - 1, 2 * PAGE, -1) != (uintptr_t)p - 1) return "no fault at the guard page";
+  return NULL;
+}
+
 static int fail_guard(const char *where, const char *problem) {
   fprintf(stderr, "secure: FAIL: the page after %s: %s\n", where, problem);
+  return 1;
+}
+
+static int fail_front_guard(const char *where, const char *problem) {
+  fprintf(stderr, "secure: FAIL: the page before %s: %s\n", where, problem);
   return 1;
 }
 
@@ -131,6 +144,42 @@ int main(int argc, char **argv) {
     const char *problem = guard_problem(p, size);
     free(p);
     return problem != NULL ? fail_guard("a huge block", problem) : 0;
+  }
+  if (strcmp(what, "guard_huge_front") == 0) {
+    /* An underflow from a huge block faults at the page right before it
+     * instead of rewriting its header: in a fresh mapping, in one the huge
+     * cache hands out again, for over-aligned blocks laid out in such a
+     * mapping (the guard moves up), in that mapping reused for plain blocks
+     * (the guard moves back, out of the block or from past its end), and
+     * after realloc moved the block's pages.  (A kept guard that a trim of
+     * the mapping unmapped: secure_test_api's test_valloc_pvalloc.) */
+    static const struct { size_t alignment, size; const char *what; } steps[] = {
+      {0, (3u << 20) + 100, "a fresh huge block"},
+      {0, (3u << 20) + 100, "a huge block in a cached mapping"},
+      {64u << 10, (3u << 20) + 100, "a 64 KiB-aligned huge block"},
+      {0, (3u << 20) + 100, "a huge block in a mapping a 64 KiB-aligned one used"},
+      {2u << 20, (3u << 20) + 100, "a 2 MiB-aligned huge block"},
+      {0, 1u << 20, "a smaller huge block in a mapping a 2 MiB-aligned one used"},
+    };
+    uint8_t *p = NULL;
+    for (size_t i = 0; i < sizeof steps / sizeof steps[0]; i++) {
+      free(p);
+      size_t size = steps[i].size;
+      p = steps[i].alignment ? aligned_alloc(steps[i].alignment, size) : malloc(size);
+      if (p == NULL) return fail("malloc failed");
+      memset(p, 1, size); /* no guard kept from another layout inside the block */
+      const char *problem = front_guard_problem(p);
+      if (problem != NULL) return fail_front_guard(steps[i].what, problem);
+    }
+    size_t size = steps[sizeof steps / sizeof steps[0] - 1].size, grown_size = 64u << 20;
+    uint8_t *q = realloc(p, grown_size);
+    if (q == NULL) return fail("realloc failed");
+    for (size_t i = 0; i < size; i += 512)
+      if (q[i] != 1) return fail("contents lost by the grow");
+    memset(q, 2, grown_size);
+    const char *problem = front_guard_problem(q);
+    free(q);
+    return problem != NULL ? fail_front_guard("a huge block grown by realloc", problem) : 0;
   }
   if (strcmp(what, "guard_huge_realloc") == 0) {
     /* A huge block grown by realloc (in place or by moving its pages) keeps
