@@ -291,10 +291,26 @@ static void evict(shard_t *s, kiln_freed_t *rec, kiln_evicted_t *evicted, size_t
   (*n)++;
 }
 
+/* Prefetches: always inline.  A function that only reads memory and
+ * prefetches is "pure" to GCC (a prefetch has no effect it models), so
+ * when it was not inlined early, its calls, having no result, were deleted
+ * as dead code (-O2: local-pure-const, then DCE). */
+
 /* Fetch a ring record's lines (it may straddle two) for writing. */
-static inline void prefetch_record(const kiln_freed_t *rec) {
+kiln_inline void prefetch_record(const kiln_freed_t *rec) {
   __builtin_prefetch(rec, 1);
   __builtin_prefetch((const uint8_t *)(rec + 1) - 1, 1);
+}
+
+/* Fetch the poisoned bytes of a held record's block that release_evicted
+ * will verify, if the record is held.  (A prefetch never faults, even if
+ * the block's page went meanwhile.) */
+kiln_inline void prefetch_block(const kiln_freed_t *rec) {
+  if (!rec->held || rec->poison_len == 0) return;
+  const uint8_t *user = (const uint8_t *)scramble(rec->block) + rec->user_off;
+  size_t bytes = rec->poison_len < PREFETCH_BLOCK_BYTES ? rec->poison_len : PREFETCH_BLOCK_BYTES;
+  for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(user + off);
+  __builtin_prefetch(user + rec->poison_len - 1); /* where the verification starts */
 }
 
 /* The shard's next evictions read lines written long ago: the record after
@@ -302,18 +318,10 @@ static inline void prefetch_record(const kiln_freed_t *rec) {
  * verifies (its record was fetched at the eviction before).  Fetched now,
  * they arrive while the program runs on: the shard evicts again only some
  * frees later.  In larson, these loads were the largest stalls of the
- * checking mode.  (A prefetch never faults, even if the block's page went
- * meanwhile.) */
-static void prefetch_evictions(const shard_t *s) {
+ * checking mode. */
+kiln_inline void prefetch_evictions(const shard_t *s) {
   if (s->qtail + 1 < s->head) prefetch_record(&s->ring[(s->qtail + 1) % RING]);
-  if (s->qtail < s->head) {
-    const kiln_freed_t *next = &s->ring[s->qtail % RING];
-    if (!next->held || next->poison_len == 0) return;
-    const uint8_t *user = (const uint8_t *)scramble(next->block) + next->user_off;
-    size_t bytes = next->poison_len < PREFETCH_BLOCK_BYTES ? next->poison_len : PREFETCH_BLOCK_BYTES;
-    for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(user + off);
-    __builtin_prefetch(user + next->poison_len - 1); /* where the verification starts */
-  }
+  if (s->qtail < s->head) prefetch_block(&s->ring[s->qtail % RING]);
 }
 
 /* Evict the oldest held record, if any (qtail moves past non-held ones). */
@@ -365,15 +373,19 @@ static size_t push_freed_locked(shard_t *s, const kiln_freed_t *rec, kiln_evicte
   /* The slot's record is RING frees of this shard old, so its line is cold:
    * it is held only if the quarantine spans the whole ring, which qtail
    * tells without reading it (while the quarantine evicts, qtail is not
-   * that far back); and the line of the slot after it is fetched now, for
-   * the shard's next free.  Reading the slot on every push was a cache miss
-   * per free (most of larson's time in this function). */
+   * that far back).  Reading the slot on every push was a cache miss per
+   * free (most of larson's time in this function). */
   kiln_freed_t *slot = &s->ring[s->head % RING];
   if (s->head >= RING && s->qtail <= s->head - RING && slot->held) evict(s, slot, evicted, &n);
   *slot = *rec;
   slot->block = scramble(rec->block);
   s->head++;
-  prefetch_record(&s->ring[s->head % RING]);
+  /* For the shard's next pushes: the slot after next, and, if the
+   * quarantine spans the ring (many small blocks: the next push evicts the
+   * record it overwrites), the block of the next slot, whose record the
+   * push before fetched. */
+  prefetch_record(&s->ring[(s->head + 1) % RING]);
+  if (s->head >= RING && s->qtail <= s->head - RING) prefetch_block(&s->ring[s->head % RING]);
   if (slot->held) {
     s->held_bytes += held_bytes_of(slot);
     evict_over_budget(s, evicted, &n);
