@@ -537,6 +537,17 @@ void *kiln_check_malloc(kiln_heap_t *heap, size_t size, size_t alignment, bool z
     .align_log2 = alignment != 0 ? (uint8_t)(__builtin_ctzll(alignment) + 1) : 0,
     .canary_len = (uint16_t)(back < CANARY_MAX ? back : CANARY_MAX),
   };
+  /* Recorded before the block is written: the table's lock is a locked
+   * instruction, which waits until every store before it is done, and the
+   * block's lines are often not in the cache (it comes back from the
+   * quarantine), so after the canary fill it waited for their misses.  No
+   * other thread knows the block before it is returned. */
+  rec.stack = kiln_stack_capture();
+  if (!kiln_table_insert(&rec)) {
+    kiln_free_block(segment, page, (kiln_block_t *)block);
+    errno = ENOMEM;
+    return NULL;
+  }
   if (cfg.valgrind) {
     VALGRIND_MALLOCLIKE_BLOCK(user, size, 0, zero);
     VALGRIND_MAKE_MEM_NOACCESS(block, (size_t)(user - block));
@@ -546,12 +557,6 @@ void *kiln_check_malloc(kiln_heap_t *heap, size_t size, size_t alignment, bool z
     canary_fill(user + size, user + size + rec.canary_len);
   }
   if (zero) memset(user, 0, size);
-  rec.stack = kiln_stack_capture();
-  if (!kiln_table_insert(&rec)) {
-    kiln_free_block(segment, page, (kiln_block_t *)block);
-    errno = ENOMEM;
-    return NULL;
-  }
   errno = saved_errno;
   return user;
 }
