@@ -67,13 +67,14 @@ static __thread struct {
   uint32_t busy;
 } tl_stack __attribute__((tls_model("initial-exec")));
 
-/* Per thread, the last stacks it interned, by hash (direct-mapped): a
- * program allocates and frees from a few sites over and over, and the
- * depot's slot and entry for them, in a 2 MiB table, were cache misses
- * once the checking mode's quarantine had streamed through the cache
- * (a quarter of the capture's time in bench/workloads/simple).  A hit trusts
- * the 64-bit hash and the depth, as two different stacks agree on both by
- * chance with probability about 2^-64; the depot compares the frames. */
+/* Per thread (initial-exec TLS too, 128 bytes), the last stacks it
+ * interned, by hash (direct-mapped): a program allocates and frees from a
+ * few sites over and over, and the depot's slot and entry for them, in a
+ * 2 MiB table, were cache misses once the checking mode's quarantine had
+ * streamed through the cache (a quarter of the capture's time in
+ * bench/workloads/simple).  A hit trusts the 64-bit hash and the depth, as
+ * two different stacks agree on both by chance with probability about
+ * 2^-64; the depot compares the frames. */
 #define RECENT_STACKS 8
 static __thread struct {
   uint64_t hash;
