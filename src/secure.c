@@ -24,7 +24,7 @@
  *     of forged chunks.  (Free of Kiln-unknown pointers never touched Kiln's
  *     heap anyway, thanks to the segment map; now it is also not silent.)
  *   Randomised allocation order.  A page carves its blocks in batches of
- *     one OS page (at least 4 blocks, at most 256; page.c), each linked in a
+ *     16 KiB (at least 4 blocks, at most 256; page.c), each linked in a
  *     random order instead of address order.  Stops: heap feng shui /
  *     grooming that relies on consecutive mallocs returning adjacent blocks
  *     (overflowing from a controlled block into a chosen victim).  The
