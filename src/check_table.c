@@ -358,6 +358,11 @@ static void evict_over_budget(shard_t *s, kiln_evicted_t *evicted, size_t *n) {
   }
 }
 
+/* Whether the record at head (RING pushes old, about to be overwritten) may
+ * still be held: only if no eviction has moved qtail past it (positions
+ * below qtail hold no held record). */
+static inline bool quarantine_spans_ring(const shard_t *s) { return s->head >= RING && s->qtail <= s->head - RING; }
+
 /* Record a free (caller holds the shard lock); returns evictions. */
 static size_t push_freed_locked(shard_t *s, const kiln_freed_t *rec, kiln_evicted_t *evicted) {
   size_t n = 0;
@@ -376,7 +381,7 @@ static size_t push_freed_locked(shard_t *s, const kiln_freed_t *rec, kiln_evicte
    * that far back).  Reading the slot on every push was a cache miss per
    * free (most of larson's time in this function). */
   kiln_freed_t *slot = &s->ring[s->head % RING];
-  if (s->head >= RING && s->qtail <= s->head - RING && slot->held) evict(s, slot, evicted, &n);
+  if (quarantine_spans_ring(s) && slot->held) evict(s, slot, evicted, &n);
   *slot = *rec;
   slot->block = scramble(rec->block);
   s->head++;
@@ -385,7 +390,7 @@ static size_t push_freed_locked(shard_t *s, const kiln_freed_t *rec, kiln_evicte
    * record it overwrites), the block of the next slot, whose record the
    * push before fetched. */
   prefetch_record(&s->ring[(s->head + 1) % RING]);
-  if (s->head >= RING && s->qtail <= s->head - RING) prefetch_block(&s->ring[s->head % RING]);
+  if (quarantine_spans_ring(s)) prefetch_block(&s->ring[s->head % RING]);
   if (slot->held) {
     s->held_bytes += held_bytes_of(slot);
     evict_over_budget(s, evicted, &n);

@@ -134,11 +134,14 @@ static kiln_segment_t *huge_cache_take(size_t size, size_t *keep) {
   return found;
 }
 
-void kiln_huge_drop_guard(kiln_segment_t *segment) {
-  if (segment->guard_offset == 0) return;
-  kiln_os_unprotect((uint8_t *)segment + segment->guard_offset, kiln_os_page_size());
-  segment->guard_offset = 0;
+/* Make the guard page at *offset (0: none) accessible again and forget it. */
+static void guard_drop(kiln_segment_t *segment, size_t *offset) {
+  if (*offset == 0) return;
+  kiln_os_unprotect((uint8_t *)segment + *offset, kiln_os_page_size());
+  *offset = 0;
 }
+
+void kiln_huge_drop_guard(kiln_segment_t *segment) { guard_drop(segment, &segment->guard_offset); }
 
 /* --- the front guard (see the top) --- */
 static bool huge_front_guards;
@@ -148,10 +151,13 @@ void kiln_huge_use_front_guards(void) { huge_front_guards = true; }
 /* The room huge_map leaves between the header and the block. */
 static size_t huge_front_gap(void) { return huge_front_guards ? kiln_os_page_size() : 0; }
 
-static void huge_front_guard_drop(kiln_segment_t *segment) {
-  if (segment->front_guard_offset == 0) return;
-  kiln_os_unprotect((uint8_t *)segment + segment->front_guard_offset, kiln_os_page_size());
-  segment->front_guard_offset = 0;
+/* Before the mapping's pages move (mremap needs one mapping; under
+ * valgrind they are copied): both guards go.  The front one comes back
+ * with huge_front_guard_place, the back one with the hardened mode's next
+ * huge_guard (secure.c). */
+static void huge_drop_guards_to_move(kiln_segment_t *segment) {
+  guard_drop(segment, &segment->guard_offset);
+  guard_drop(segment, &segment->front_guard_offset);
 }
 
 /* Guard the page right before the block (pages[0].start), where huge_map
@@ -163,7 +169,7 @@ static void huge_front_guard_place(kiln_segment_t *segment) {
   size_t page = kiln_os_page_size();
   size_t want = (size_t)(segment->pages[0].start - (uint8_t *)segment) - page;
   if (segment->front_guard_offset == want) return;
-  huge_front_guard_drop(segment);
+  guard_drop(segment, &segment->front_guard_offset);
   kiln_os_protect((uint8_t *)segment + want, page);
   segment->front_guard_offset = want;
 }
@@ -190,8 +196,7 @@ static kiln_segment_t *huge_fit(kiln_segment_t *segment, size_t total, size_t ke
     huge_unmap_tail(segment, total + keep); /* total + keep <= have */
     return segment;
   }
-  kiln_huge_drop_guard(segment); /* before its pages move (or are copied, under valgrind) */
-  huge_front_guard_drop(segment); /* (kiln_huge_alloc puts it back) */
+  huge_drop_guards_to_move(segment); /* (kiln_huge_alloc puts the front one back) */
   kiln_segment_t *grown = kiln_os_remap(segment, have, total, KILN_SEGMENT_SIZE);
   if (grown == NULL) {
     kiln_os_free(segment, have, have);
@@ -439,11 +444,11 @@ void *kiln_huge_grow(kiln_segment_t *segment, void *p, size_t size) {
     return p;
   }
   /* The header moves with the pages: take it off the lists first, and the
-   * guard page (it would lie inside the block). */
+   * guard pages (one mapping to move; the back one would lie inside the
+   * block). */
   kiln_segment_unregister_huge(segment);
   kiln_segment_map_set((uintptr_t)segment, KILN_CHUNK_NONE);
-  kiln_huge_drop_guard(segment);
-  huge_front_guard_drop(segment);
+  huge_drop_guards_to_move(segment);
   size_t old_size = segment->mapped_size;
   kiln_segment_t *moved = kiln_os_remap(segment, old_size, new_end, KILN_SEGMENT_SIZE);
   bool grown = moved != NULL;

@@ -106,13 +106,9 @@ static const char *front_guard_problem(uint8_t *p) {
   return NULL;
 }
 
-static int fail_guard(const char *where, const char *problem) {
-  fprintf(stderr, "secure: FAIL: the page after %s: %s\n", where, problem);
-  return 1;
-}
-
-static int fail_front_guard(const char *where, const char *problem) {
-  fprintf(stderr, "secure: FAIL: the page before %s: %s\n", where, problem);
+/* side: "after" or "before". */
+static int fail_guard(const char *side, const char *where, const char *problem) {
+  fprintf(stderr, "secure: FAIL: the page %s %s: %s\n", side, where, problem);
   return 1;
 }
 
@@ -143,7 +139,7 @@ int main(int argc, char **argv) {
     uint8_t *p = malloc(size);
     const char *problem = guard_problem(p, size);
     free(p);
-    return problem != NULL ? fail_guard("a huge block", problem) : 0;
+    return problem != NULL ? fail_guard("after", "a huge block", problem) : 0;
   }
   if (strcmp(what, "guard_huge_front") == 0) {
     /* An underflow from a huge block faults at the page right before it
@@ -169,7 +165,7 @@ int main(int argc, char **argv) {
       if (p == NULL) return fail("malloc failed");
       memset(p, 1, size); /* no guard kept from another layout inside the block */
       const char *problem = front_guard_problem(p);
-      if (problem != NULL) return fail_front_guard(steps[i].what, problem);
+      if (problem != NULL) return fail_guard("before", steps[i].what, problem);
     }
     size_t size = steps[sizeof steps / sizeof steps[0] - 1].size, grown_size = 64u << 20;
     uint8_t *q = realloc(p, grown_size);
@@ -179,7 +175,7 @@ int main(int argc, char **argv) {
     memset(q, 2, grown_size);
     const char *problem = front_guard_problem(q);
     free(q);
-    return problem != NULL ? fail_front_guard("a huge block grown by realloc", problem) : 0;
+    return problem != NULL ? fail_guard("before", "a huge block grown by realloc", problem) : 0;
   }
   if (strcmp(what, "guard_huge_realloc") == 0) {
     /* A huge block grown by realloc (in place or by moving its pages) keeps
@@ -201,7 +197,7 @@ int main(int argc, char **argv) {
     memset(q + size, 1, usable - size); /* the new room is writable */
     const char *problem = guard_problem(q, usable);
     free(q);
-    return problem != NULL ? fail_guard("a grown huge block", problem) : 0;
+    return problem != NULL ? fail_guard("after", "a grown huge block", problem) : 0;
   }
   if (strcmp(what, "guard_huge_reuse") == 0) {
     /* A freed huge block's mapping keeps its guard in the huge cache; a
@@ -249,7 +245,7 @@ int main(int argc, char **argv) {
     const char *problem = guard_problem(p, usable);
     free(p);
     if (moves > 4) return fail("the guard moved at (nearly) every page a growing buffer crossed");
-    return problem != NULL ? fail_guard("a buffer grown in small steps", problem) : 0;
+    return problem != NULL ? fail_guard("after", "a buffer grown in small steps", problem) : 0;
   }
   if (strcmp(what, "guard_segment") == 0 || strcmp(what, "guard_segment_front") == 0) {
     /* Fill segments with 1 KiB blocks.  The one closest to a segment's end
