@@ -721,6 +721,10 @@ void kiln_check_page_freed(kiln_page_t *page) {
   if (cfg.secure) kiln_secure_page_freed(page);
 }
 
+void kiln_check_purged(kiln_segment_t *segment, kiln_page_t *page) {
+  if (cfg.check) kiln_records_discard(segment, page);
+}
+
 void kiln_check_at_exit(void) {
   if (!cfg.check) return;
   /* Blocks still in the quarantine are checked too: a write after free

@@ -46,6 +46,9 @@ void *kiln_check_malloc(kiln_heap_t *heap, size_t size, size_t alignment, bool z
 /* A page was set up / is about to be freed. */
 void kiln_check_page_init(kiln_heap_t *heap, kiln_page_t *page);
 void kiln_check_page_freed(kiln_page_t *page);
+/* The core purges the memory of a free page, or of a whole free segment
+ * (page NULL): the checking mode gives back its records of their blocks. */
+void kiln_check_purged(kiln_segment_t *segment, kiln_page_t *page);
 /* The free of block (p as the program passed it); false when the block must
  * not be freed now (quarantined, or the free was a reported bug). */
 bool kiln_check_free(kiln_page_t *page, kiln_block_t *block, const void *p, size_t size_hint,

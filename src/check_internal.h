@@ -2,8 +2,10 @@
  * with each other (never seen by the core, which only knows check.h).
  *
  *   check.c          modes, the hooks of check.h, canaries, poison, reports
- *   check_table.c    the side table: live blocks, freed-block history and the
- *                    quarantine, in lock-striped shards of OS memory
+ *   check_table.c    the side table: live blocks' records, freed-block
+ *                    history and the quarantine, in lock-striped shards
+ *   check_records.c  where live blocks' records are kept: a slot per block
+ *                    a page can carve, found by address arithmetic
  *   check_stack.c    call-stack capture (frame-pointer walk) and the stack
  *                    depot that interns stacks as 32-bit ids
  *   check_symbols.c  report-time symbolisation: dladdr, ELF symbols, DWARF
@@ -121,10 +123,22 @@ typedef struct kiln_evicted_s {
 } kiln_evicted_t;
 #define KILN_EVICT_BATCH 8
 
+/* --- live records' slots (check_records.c) --------------------------------- */
+/* The slot of the record of a block start (a carved block of a Kiln page,
+ * or a huge block); NULL if Kiln cannot hold a record for that address, or
+ * (make) the slot's memory cannot be mapped.  What a slot's fields mean,
+ * and who may write them: check_table.c. */
+kiln_live_t *kiln_records_slot(uintptr_t block, bool make);
+/* Call visit on every live slot of every segment (takes the segment lock). */
+void kiln_records_visit(void (*visit)(kiln_live_t *slot, void *arg), void *arg);
+/* The core purges a free page's memory (page), or a whole free segment's
+ * (page NULL): give the physical memory of their records back too. */
+void kiln_records_discard(kiln_segment_t *segment, kiln_page_t *page);
+
 bool kiln_table_init(void);
 /* Which shard holds a block's records (tests). */
 size_t kiln_table_shard_index(uintptr_t block);
-/* Insert a live block; false if the table cannot grow (out of memory). */
+/* Insert a live block; false if its slot cannot be mapped (out of memory). */
 bool kiln_table_insert(const kiln_live_t *rec);
 /* Copy the live record of `block` into *out; false if not live. */
 bool kiln_table_lookup(uintptr_t block, kiln_live_t *out);

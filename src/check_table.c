@@ -7,9 +7,8 @@
  * so threads working on their own blocks mostly use shards of their own,
  * and a shard's cache lines (lock, table, ring) seldom move between cores;
  * within a group, lock striping spreads one thread's blocks.  A shard holds
- *   - live: an open-addressing hash table (linear probing, backward-shift
- *     deletion, so no tombstones) of kiln_live_t keyed by block start,
- *     grown by doubling at half load;
+ *   - the lock of the live records of its blocks (check_records.c keeps
+ *     them, one slot per block; see "live records" below);
  *   - ring: the last RING frees of the shard (kiln_freed_t), oldest
  *     overwritten first.  Double frees and frees of destroyed heaps' blocks
  *     are named from it, with the site of the first free;
@@ -40,7 +39,6 @@
 #define GROUP_SHARD_BITS 3 /* shards in a group, chosen by block */
 #define SHARDS ((size_t)1 << (GROUP_BITS + GROUP_SHARD_BITS))
 
-#define LIVE_INITIAL 256
 /* 16 x 4096 records of history: the last 65536 frees can be named. */
 #define RING 4096
 #define KEY_SCRAMBLE ((uintptr_t)0x5a5a5a5a5a5a5a5aull)
@@ -81,14 +79,11 @@ static inline void shard_unlock(shard_lock_t *lock) { atomic_store_explicit(&loc
  * share their locks' line. */
 typedef struct __attribute__((aligned(64))) shard_s {
   shard_lock_t lock;
-  kiln_live_t *live;     /* capacity slots; block == 0: empty */
-  size_t capacity;
   kiln_freed_t *ring;    /* RING records, allocated on first free */
   uint64_t head;         /* position of the next record (index = head % RING) */
   uint64_t qtail;        /* no held record below this position */
   size_t held_bytes;
   size_t held_published; /* held_bytes as last added to held_total */
-  size_t count;          /* live records */
   _Atomic size_t in_flight; /* evicted blocks not yet given back to the core */
 } shard_t;
 
@@ -107,101 +102,52 @@ static inline shard_t *shard_of(uintptr_t block) {
   uint64_t within = hash_of(block) >> (64 - GROUP_SHARD_BITS);
   return &shards[(group << GROUP_SHARD_BITS) | within];
 }
-static inline size_t slot_of(uint64_t hash, size_t capacity) { return (size_t)(hash ^ (hash >> 29)) & (capacity - 1); }
 
 size_t kiln_table_shard_index(uintptr_t block) { return (size_t)(shard_of(block) - shards); }
 
 bool kiln_table_init(void) {
   held_flush = kiln_check_config.quarantine / (2 * SHARDS);
-  for (size_t i = 0; i < SHARDS; i++) {
-    shards[i].live = kiln_os_alloc(LIVE_INITIAL * sizeof(kiln_live_t));
-    if (shards[i].live == NULL) return false;
-    shards[i].capacity = LIVE_INITIAL;
-  }
   return true;
 }
 
 /* Bytes a held block counts against the budget: front, size, minimum canary. */
 static inline size_t held_bytes_of(const kiln_freed_t *rec) { return rec->user_off + rec->size + 8; }
 
-/* --- live records (caller holds the shard lock) ---------------------------- */
-/* The slot of `key` (a scrambled block address), or the empty slot that
- * ends its probe run: where live_put would put it. */
-static kiln_live_t *live_slot(shard_t *s, uintptr_t key) {
-  size_t mask = s->capacity - 1;
-  size_t i = slot_of(hash_of(scramble(key)), s->capacity);
-  while (s->live[i].block != 0 && s->live[i].block != key) i = (i + 1) & mask;
-  return &s->live[i];
+/* --- live records ----------------------------------------------------------------
+ * A record's slot (check_records.c) is live when its `block` holds the
+ * block's address scrambled, empty when it holds 0.  An insert writes the
+ * other fields, then publishes `block` with a release store, and takes no
+ * lock: the core has just handed the block out, so no other thread can
+ * rightly know it, and a reader that sees the slot live (an acquire load)
+ * sees every field of this life of the block.  Everything else that reads
+ * or writes a slot -- a free's check and erase, a resize, the leak scan --
+ * holds the block's shard lock.  A block's record is erased before the
+ * block goes back to the core, which hands it out again only after that
+ * (its own free lists order the two), so an insert never overwrites a
+ * record that anyone may still read as live. */
+_Static_assert(offsetof(kiln_live_t, block) == 0, "kiln_table_insert copies the fields after `block`");
+
+static kiln_live_t *live_find(uintptr_t block) {
+  kiln_live_t *slot = kiln_records_slot(block, false);
+  if (slot == NULL || __atomic_load_n(&slot->block, __ATOMIC_ACQUIRE) != scramble(block)) return NULL;
+  return slot;
 }
 
-static kiln_live_t *live_find(shard_t *s, uintptr_t key) {
-  kiln_live_t *slot = live_slot(s, key);
-  return slot->block == key ? slot : NULL;
-}
-
-static void live_put(kiln_live_t *table, size_t capacity, const kiln_live_t *rec) {
-  size_t mask = capacity - 1;
-  size_t i = slot_of(hash_of(scramble(rec->block)), capacity);
-  while (table[i].block != 0) i = (i + 1) & mask;
-  table[i] = *rec;
-}
-
-/* Backward-shift deletion (Knuth 6.4, Algorithm R): move later records of
- * the probe run into the hole whenever their home slot allows it, so every
- * record stays reachable from its home slot without tombstones. */
-static void live_erase(shard_t *s, kiln_live_t *slot) {
-  size_t mask = s->capacity - 1;
-  size_t hole = (size_t)(slot - s->live);
-  size_t i = hole;
-  for (;;) {
-    i = (i + 1) & mask;
-    if (s->live[i].block == 0) break;
-    size_t home = slot_of(hash_of(scramble(s->live[i].block)), s->capacity);
-    /* The record at i may fill the hole iff its home is not in (hole, i]. */
-    bool movable = hole <= i ? (home <= hole || home > i) : (home <= hole && home > i);
-    if (movable) {
-      s->live[hole] = s->live[i];
-      hole = i;
-    }
-  }
-  s->live[hole].block = 0;
-  s->count--;
-}
-
-static bool live_grow(shard_t *s) {
-  size_t capacity = s->capacity * 2;
-  kiln_live_t *table = kiln_os_alloc(capacity * sizeof(kiln_live_t));
-  if (table == NULL) return false;
-  for (size_t i = 0; i < s->capacity; i++)
-    if (s->live[i].block != 0) live_put(table, capacity, &s->live[i]);
-  kiln_os_free(s->live, s->capacity * sizeof(kiln_live_t), s->capacity * sizeof(kiln_live_t));
-  s->live = table;
-  s->capacity = capacity;
-  return true;
-}
+static void live_erase(kiln_live_t *slot) { __atomic_store_n(&slot->block, 0, __ATOMIC_RELAXED); }
 
 bool kiln_table_insert(const kiln_live_t *rec) {
-  shard_t *s = shard_of(rec->block);
-  kiln_live_t stored = *rec;
-  stored.block = scramble(rec->block);
-  shard_lock(&s->lock);
-  bool ok = (s->count + 1) * 2 <= s->capacity || live_grow(s);
-  if (ok) {
-    /* One probe run: it ends at the block's record (cannot happen: the core
-     * handed the block out twice; the record is replaced) or at the empty
-     * slot where live_put would have put it. */
-    kiln_live_t *slot = live_slot(s, stored.block);
-    if (slot->block == 0) s->count++;
-    *slot = stored;
-  }
-  shard_unlock(&s->lock);
-  return ok;
+  kiln_live_t *slot = kiln_records_slot(rec->block, true);
+  if (slot == NULL) return false;
+  memcpy((uint8_t *)slot + sizeof slot->block, (const uint8_t *)rec + sizeof rec->block,
+         sizeof *rec - sizeof rec->block);
+  __atomic_store_n(&slot->block, scramble(rec->block), __ATOMIC_RELEASE);
+  return true;
 }
 
 bool kiln_table_lookup(uintptr_t block, kiln_live_t *out) {
   shard_t *s = shard_of(block);
   shard_lock(&s->lock);
-  kiln_live_t *rec = live_find(s, scramble(block));
+  kiln_live_t *rec = live_find(block);
   if (rec != NULL) {
     *out = *rec;
     out->block = block;
@@ -213,7 +159,7 @@ bool kiln_table_lookup(uintptr_t block, kiln_live_t *out) {
 void kiln_table_resize(uintptr_t block, size_t size, uint16_t canary_len) {
   shard_t *s = shard_of(block);
   shard_lock(&s->lock);
-  kiln_live_t *rec = live_find(s, scramble(block));
+  kiln_live_t *rec = live_find(block);
   if (rec != NULL) {
     rec->size = size;
     rec->canary_len = canary_len;
@@ -221,13 +167,14 @@ void kiln_table_resize(uintptr_t block, size_t size, uint16_t canary_len) {
   shard_unlock(&s->lock);
 }
 
+static void count_live(kiln_live_t *slot, void *arg) {
+  (void)slot;
+  (*(size_t *)arg)++;
+}
+
 size_t kiln_table_live_count(void) {
   size_t count = 0;
-  for (size_t i = 0; i < SHARDS; i++) {
-    shard_lock(&shards[i].lock);
-    count += shards[i].count;
-    shard_unlock(&shards[i].lock);
-  }
+  kiln_records_visit(count_live, &count);
   return count;
 }
 
@@ -413,7 +360,7 @@ kiln_take_t kiln_table_free(uintptr_t block, uintptr_t p, kiln_live_t *rec, kiln
   shard_t *s = shard_of(block);
   *evicted_count = 0;
   shard_lock(&s->lock);
-  kiln_live_t *slot = live_find(s, scramble(block));
+  kiln_live_t *slot = live_find(block);
   if (slot == NULL) {
     shard_unlock(&s->lock);
     return KILN_TAKE_NOT_LIVE;
@@ -424,7 +371,7 @@ kiln_take_t kiln_table_free(uintptr_t block, uintptr_t p, kiln_live_t *rec, kiln
     shard_unlock(&s->lock);
     return KILN_TAKE_INTERIOR;
   }
-  live_erase(s, slot);
+  live_erase(slot);
   under_lock(rec, freed, arg);
   *evicted_count = push_freed_locked(s, freed, evicted);
   shard_unlock(&s->lock);
@@ -503,14 +450,14 @@ void kiln_table_page_dropped(uintptr_t start, size_t block_size, size_t count, k
     uintptr_t block = start + i * block_size;
     shard_t *s = shard_of(block);
     shard_lock(&s->lock);
-    kiln_live_t *slot = live_find(s, scramble(block));
+    kiln_live_t *slot = live_find(block);
     if (slot == NULL) {
       shard_unlock(&s->lock);
       continue;
     }
     kiln_live_t rec = *slot;
     rec.block = block;
-    live_erase(s, slot);
+    live_erase(slot);
     /* Into the history (not held), unless that would push a held block out
      * of the quarantine: releasing it here, inside the core's page free,
      * is not allowed, so the history does without this record. */
@@ -562,17 +509,22 @@ void kiln_table_unlock_all(void) {
   for (size_t i = SHARDS; i-- > 0;) shard_unlock(&shards[i].lock);
 }
 
+typedef struct visit_live_s {
+  void (*visit)(kiln_live_t *rec, void *arg);
+  void *arg;
+} visit_live_t;
+
+static void visit_live(kiln_live_t *slot, void *arg) {
+  visit_live_t *v = arg;
+  kiln_live_t rec = *slot;
+  rec.block = scramble(rec.block);
+  v->visit(&rec, v->arg);
+  slot->marked = rec.marked;
+}
+
 void kiln_table_visit_locked(void (*visit)(kiln_live_t *rec, void *arg), void *arg) {
-  for (size_t i = 0; i < SHARDS; i++) {
-    shard_t *s = &shards[i];
-    for (size_t j = 0; j < s->capacity; j++) {
-      if (s->live[j].block == 0) continue;
-      kiln_live_t rec = s->live[j];
-      rec.block = scramble(rec.block);
-      visit(&rec, arg);
-      s->live[j].marked = rec.marked;
-    }
-  }
+  visit_live_t v = {visit, arg};
+  kiln_records_visit(visit_live, &v);
 }
 
 void kiln_table_fork_prepare(void) { kiln_table_lock_all(); }

@@ -98,6 +98,21 @@ void *kiln_os_alloc_aligned(size_t size, size_t alignment) {
   return aligned;
 }
 
+void *kiln_os_reserve(size_t size) {
+  if (size == 0 || size > KILN_MAX_ALLOC_SIZE) { errno = ENOMEM; return NULL; }
+  size = kiln_align_up(size, kiln_os_page_size());
+  void *p = os_mmap(NULL, size);
+  if (p != NULL) kiln_stats_mapped(size);
+  return p;
+}
+
+void kiln_os_release(void *p, size_t size) {
+  if (p == NULL || size == 0) return;
+  size = kiln_align_up(size, kiln_os_page_size());
+  os_munmap(p, size);
+  kiln_stats_unmapped(size);
+}
+
 void kiln_os_free(void *p, size_t size, size_t committed) {
   if (p == NULL || size == 0) return;
   os_munmap(p, size);
@@ -141,12 +156,16 @@ void *kiln_os_remap(void *p, size_t old_size, size_t new_size, size_t alignment)
   return q;
 }
 
-void kiln_os_decommit(void *p, size_t size) {
+void kiln_os_discard(void *p, size_t size) {
   if (size == 0) return;
   /* MADV_DONTNEED rather than MADV_FREE: RSS must fall now, not under memory
    * pressure, or programs (and the memory-return benchmark) never see it. */
   if (madvise(p, size, MADV_DONTNEED) != 0)
     kiln_fatal("kiln: madvise(%p, %zu, DONTNEED) failed with errno %d", p, size, errno);
+}
+
+void kiln_os_decommit(void *p, size_t size) {
+  kiln_os_discard(p, size);
   kiln_limit_release(size);
 }
 

@@ -38,6 +38,14 @@ void kiln_os_free(void *p, size_t size, size_t committed);
  * address, or NULL (errno ENOMEM) with the old mapping untouched. */
 void *kiln_os_remap(void *p, size_t old_size, size_t new_size, size_t alignment);
 
+/* Address space for the checking mode's own metadata, which the memory
+ * limit does not count (it budgets the program's memory): zeroed, read/
+ * write, committed page by page as it is touched.  kiln_os_release unmaps
+ * it; kiln_os_discard gives its touched pages back. */
+void *kiln_os_reserve(size_t size);
+void kiln_os_release(void *p, size_t size);
+void kiln_os_discard(void *p, size_t size);
+
 /* Give the physical pages back (MADV_DONTNEED: RSS drops now; the range reads
  * as zeros afterwards).  The address range stays mapped and usable. */
 void kiln_os_decommit(void *p, size_t size);

@@ -12,6 +12,7 @@
 #include <pthread.h>
 #include <string.h>
 
+#include "check.h"
 #include "heap.h"
 #include "os.h"
 #include "page.h"
@@ -158,6 +159,7 @@ static void cache_decommit(cache_entry_t *entry) {
     kiln_os_decommit(area, size);
   }
   kiln_os_decommit(segment, segment->header_size);
+  if (kiln_check_tracks_blocks) kiln_check_purged(segment, NULL);
   entry->committed = false;
   atomic_fetch_sub_explicit(&segment_cache_committed, 1, memory_order_relaxed);
   kiln_stats_count(KILN_STAT_PURGES, 1);
@@ -167,6 +169,7 @@ static void cache_unmap(cache_entry_t *entry) {
   kiln_segment_t *segment = entry->segment;
   size_t committed = entry->committed ? segment_committed_bytes(segment) : 0;
   if (entry->committed) atomic_fetch_sub_explicit(&segment_cache_committed, 1, memory_order_relaxed);
+  if (entry->committed && kiln_check_tracks_blocks) kiln_check_purged(segment, NULL);
   kiln_os_free(segment, KILN_SEGMENT_SIZE, committed);
 }
 
@@ -262,7 +265,10 @@ static void segment_free(kiln_tld_t *tld, kiln_segment_t *segment) {
     segment = NULL;
   }
   kiln_segment_unlock();
-  if (segment != NULL) kiln_os_free(segment, KILN_SEGMENT_SIZE, segment_committed_bytes(segment));
+  if (segment != NULL) {
+    if (kiln_check_tracks_blocks) kiln_check_purged(segment, NULL);
+    kiln_os_free(segment, KILN_SEGMENT_SIZE, segment_committed_bytes(segment));
+  }
 }
 
 /* --- pages -------------------------------------------------------------------- */
@@ -348,6 +354,7 @@ void kiln_segment_purge(kiln_tld_t *tld, bool force) {
       size_t size;
       uint8_t *area = kiln_segment_page_area(kiln_segment_of(page), page, &size);
       kiln_os_decommit(area, size);
+      if (kiln_check_tracks_blocks) kiln_check_purged(kiln_segment_of(page), page);
       page->is_committed = false;
       kiln_stats_count(KILN_STAT_PURGES, 1);
       page = next;
