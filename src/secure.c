@@ -138,13 +138,32 @@ static size_t huge_headroom(size_t size) { return kiln_align_up(size / 8, kiln_o
 
 /* The core's block (block_size as huge.c set it, the guard page included)
  * holds the bytes asked for and their guard.  If it has no page to spare
- * (a block the core sized without the extra page), there is no guard. */
-static void huge_guard(kiln_segment_t *segment, kiln_page_t *page, uint8_t *p, size_t size) {
+ * (a block the core sized without the extra page), there is no guard.
+ * new_block: a block kiln_secure_malloc just got, whose mapping may come
+ * from the huge cache (see inside). */
+static void huge_guard(kiln_segment_t *segment, kiln_page_t *page, uint8_t *p, size_t size, bool new_block) {
   size_t page_size = kiln_os_page_size();
   /* At least one usable byte: a 0-byte block keeps its address to itself. */
   uint8_t *want = (uint8_t *)kiln_align_up((uintptr_t)p + (size ? size : 1), page_size);
   if (want + page_size > page->start + page->block_size) want = NULL; /* no room: no guard */
   uint8_t *have = segment->guard_offset != 0 ? (uint8_t *)segment + segment->guard_offset : NULL;
+  if (new_block && want != NULL) {
+    /* A mapping from the huge cache may run on past the core's block (its
+     * slack, kept for a later, larger block).  The guard then goes to, or
+     * stays at, the mapping's last page: an overflow runs through the
+     * slack, which holds nothing, before it faults, and every later block
+     * that fits the mapping finds the guard already in place (moving it
+     * took two mprotect calls at most reuses: 540 of large-blocks' 690). */
+    uint8_t *block_end = page->start + page->block_size;
+    uint8_t *last = (uint8_t *)segment + segment->mapped_size - page_size;
+    if (have != NULL && have > block_end) return;
+    if (last > block_end) {
+      if (have != NULL) kiln_os_unprotect(have, page_size);
+      kiln_os_protect(last, page_size);
+      segment->guard_offset = (size_t)(last - (uint8_t *)segment);
+      return;
+    }
+  }
   if (have != want) {
     if (have != NULL) kiln_os_unprotect(have, page_size);
     if (want != NULL) kiln_os_protect(want, page_size);
@@ -203,7 +222,7 @@ void *kiln_secure_malloc(kiln_heap_t *heap, size_t size, size_t alignment, bool 
    * (kiln_page_pop_keyed); a huge block gets its guard. */
   if (request + alignment <= KILN_LARGE_BLOCK_MAX) return p; /* not huge */
   kiln_segment_t *segment = kiln_segment_of(p);
-  if (segment->kind == KILN_SEGMENT_HUGE) huge_guard(segment, &segment->pages[0], p, size);
+  if (segment->kind == KILN_SEGMENT_HUGE) huge_guard(segment, &segment->pages[0], p, size, true);
   return p;
 }
 
@@ -269,7 +288,7 @@ bool kiln_secure_resize_in_place(kiln_page_t *page, kiln_block_t *block, const v
   if (guard != NULL && end <= guard && guard <= end + huge_headroom(size)) return true;
   huge_unguard(segment, page);
   kiln_huge_resize(segment, (void *)p, size + kiln_os_page_size());
-  huge_guard(segment, page, (uint8_t *)p, size);
+  huge_guard(segment, page, (uint8_t *)p, size, false);
   return true;
 }
 
@@ -293,11 +312,11 @@ void *kiln_secure_grow(kiln_segment_t *segment, kiln_page_t *page, void *p, size
     grown = kiln_huge_grow(segment, p, size + page_size);
   }
   if (grown == NULL) {
-    huge_guard(segment, page, p, old_usable);
+    huge_guard(segment, page, p, old_usable, false);
     return NULL;
   }
   kiln_segment_t *moved = kiln_segment_of(grown);
-  huge_guard(moved, &moved->pages[0], grown, size + room);
+  huge_guard(moved, &moved->pages[0], grown, size + room, false);
   return grown;
 }
 

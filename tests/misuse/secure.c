@@ -200,13 +200,18 @@ int main(int argc, char **argv) {
     return problem != NULL ? fail_guard("after", "a grown huge block", problem) : 0;
   }
   if (strcmp(what, "guard_huge_reuse") == 0) {
-    /* A freed huge block's mapping keeps its guard in the huge cache; a
-     * later, larger block of that mapping must not find the old guard inside
-     * itself (calloc writes all of it), and gets its own right after it. */
+    /* A freed huge block's mapping keeps its guard in the huge cache.  A
+     * smaller block of that mapping keeps it too, at the mapping's last
+     * page: a write running off the block crosses only the mapping's slack
+     * and faults there, within the big block's reach.  A later, larger
+     * block of that mapping must not find the old guard inside itself
+     * (calloc writes all of it), and gets its own right after it. */
     size_t big = (3u << 20) + 8 * PAGE, small = (3u << 20) + 100;
     free(malloc(big));
-    uint8_t *p = malloc(small); /* the same mapping: the guard moves down */
-    if (!is_guard_page(end_page(p, small))) return fail("no guard right after a block in a reused mapping");
+    uint8_t *p = malloc(small); /* the same mapping */
+    uintptr_t fault = first_fault(p + small, big, 1);
+    if (fault == 0 || !is_guard_page(fault)) return fail("no guard after a block in a reused mapping");
+    if (fault > (uintptr_t)p + big + PAGE) return fail("the guard of a reused mapping lies past the mapping");
     free(p);
     uint8_t *q = calloc(1, big); /* the old guard would lie inside this one */
     for (size_t i = 0; i < big; i += 64)
