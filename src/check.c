@@ -549,7 +549,7 @@ void *kiln_check_malloc(kiln_heap_t *heap, size_t size, size_t alignment, bool z
    * quarantine), so after the canary fill it waited for their misses.  No
    * other thread knows the block before it is returned. */
   rec.stack = kiln_stack_capture();
-  if (!kiln_table_insert(&rec)) {
+  if (!kiln_table_insert(page, &rec)) {
     kiln_free_block(segment, page, (kiln_block_t *)block);
     errno = ENOMEM;
     return NULL;
@@ -615,7 +615,7 @@ bool kiln_check_free(kiln_page_t *page, kiln_block_t *block, const void *p, size
   kiln_freed_t freed;
   kiln_evicted_t evicted[KILN_EVICT_BATCH];
   size_t n;
-  kiln_take_t taken = kiln_table_free((uintptr_t)block, (uintptr_t)p, &rec, &freed, free_under_lock, &work,
+  kiln_take_t taken = kiln_table_free(page, (uintptr_t)block, (uintptr_t)p, &rec, &freed, free_under_lock, &work,
                                       evicted, &n);
   if (taken != KILN_TAKE_OK) {
     kiln_stats_count(KILN_STAT_INVALID_FREES, 1); /* free.c counts the ones it refuses itself */

@@ -129,6 +129,8 @@ typedef struct kiln_evicted_s {
  * (make) the slot's memory cannot be mapped.  What a slot's fields mean,
  * and who may write them: check_table.c. */
 kiln_live_t *kiln_records_slot(uintptr_t block, bool make);
+/* The same when the block's page is known (a carved block of it). */
+kiln_live_t *kiln_records_slot_in(kiln_page_t *page, uintptr_t block, bool make);
 /* Call visit on every live slot of every segment (takes the segment lock). */
 void kiln_records_visit(void (*visit)(kiln_live_t *slot, void *arg), void *arg);
 /* The core purges a free page's memory (page), or a whole free segment's
@@ -138,18 +140,19 @@ void kiln_records_discard(kiln_segment_t *segment, kiln_page_t *page);
 bool kiln_table_init(void);
 /* Which shard holds a block's records (tests). */
 size_t kiln_table_shard_index(uintptr_t block);
-/* Insert a live block; false if its slot cannot be mapped (out of memory). */
-bool kiln_table_insert(const kiln_live_t *rec);
+/* Insert a live block of `page`; false if its slot cannot be mapped (out
+ * of memory). */
+bool kiln_table_insert(kiln_page_t *page, const kiln_live_t *rec);
 /* Copy the live record of `block` into *out; false if not live. */
 bool kiln_table_lookup(uintptr_t block, kiln_live_t *out);
-/* Free `block` if p is its program pointer, in one critical section: take
+/* Free `block` (of `page`) if p is its program pointer, in one critical section: take
  * the live record out (into *rec), call under_lock (checks and poison; it
  * fills in *freed), record *freed in the history and quarantine; blocks
  * pushed out of the quarantine come back in evicted[] (*evicted_count, at
  * most KILN_EVICT_BATCH) for the caller to release.  NOT_LIVE: no record;
  * INTERIOR: a live block, but p is not its pointer (*rec filled). */
 typedef enum { KILN_TAKE_OK, KILN_TAKE_NOT_LIVE, KILN_TAKE_INTERIOR } kiln_take_t;
-kiln_take_t kiln_table_free(uintptr_t block, uintptr_t p, kiln_live_t *rec, kiln_freed_t *freed,
+kiln_take_t kiln_table_free(kiln_page_t *page, uintptr_t block, uintptr_t p, kiln_live_t *rec, kiln_freed_t *freed,
                             void (*under_lock)(const kiln_live_t *rec, kiln_freed_t *freed, void *arg), void *arg,
                             kiln_evicted_t *evicted, size_t *evicted_count);
 /* realloc in place: the block's new requested size and canary length. */

@@ -98,15 +98,21 @@ static size_t slot_index(kiln_segment_t *segment, kiln_page_t *page, uintptr_t b
   return (size_t)page->page_index * RECORDS_PER_PAGE + index;
 }
 
-kiln_live_t *kiln_records_slot(uintptr_t block, bool make) {
-  kiln_segment_t *segment = kiln_segment_of((const void *)block);
-  if (segment == NULL) return NULL;
-  kiln_page_t *page = kiln_segment_page_of(segment, (const void *)block);
-  if (page == NULL) return NULL;
+kiln_live_t *kiln_records_slot_in(kiln_page_t *page, uintptr_t block, bool make) {
+  /* Page metadata lives in its segment's header, at the segment's start,
+   * which is aligned to KILN_SEGMENT_SIZE (types.h). */
+  kiln_segment_t *segment = (kiln_segment_t *)((uintptr_t)page & ~(uintptr_t)KILN_SEGMENT_MASK);
   size_t index = slot_index(segment, page, block);
   if (index == SIZE_MAX) return NULL;
   kiln_live_t *area = area_of((uintptr_t)segment >> KILN_SEGMENT_SHIFT, make);
   return area == NULL ? NULL : &area[index];
+}
+
+kiln_live_t *kiln_records_slot(uintptr_t block, bool make) {
+  kiln_segment_t *segment = kiln_segment_of((const void *)block);
+  if (segment == NULL) return NULL;
+  kiln_page_t *page = kiln_segment_page_of(segment, (const void *)block);
+  return page == NULL ? NULL : kiln_records_slot_in(page, block, make);
 }
 
 /* The slots a page may have used: its carved blocks (a huge page: one). */

@@ -135,11 +135,13 @@ static kiln_live_t *live_find(uintptr_t block) {
 
 static void live_erase(kiln_live_t *slot) { __atomic_store_n(&slot->block, 0, __ATOMIC_RELAXED); }
 
-bool kiln_table_insert(const kiln_live_t *rec) {
-  kiln_live_t *slot = kiln_records_slot(rec->block, true);
+bool kiln_table_insert(kiln_page_t *page, const kiln_live_t *rec) {
+  kiln_live_t *slot = kiln_records_slot_in(page, rec->block, true);
   if (slot == NULL) return false;
-  memcpy((uint8_t *)slot + sizeof slot->block, (const uint8_t *)rec + sizeof rec->block,
-         sizeof *rec - sizeof rec->block);
+  /* (__builtin_memcpy: Kiln builds with -fno-builtin, and a call to
+   * memcpy for 24 bytes was 3 % of the checking mode's time in simple.) */
+  __builtin_memcpy((uint8_t *)slot + sizeof slot->block, (const uint8_t *)rec + sizeof rec->block,
+                   sizeof *rec - sizeof rec->block);
   __atomic_store_n(&slot->block, scramble(rec->block), __ATOMIC_RELEASE);
   return true;
 }
@@ -354,14 +356,14 @@ size_t kiln_table_push_freed(const kiln_freed_t *rec, kiln_evicted_t *evicted) {
   return n;
 }
 
-kiln_take_t kiln_table_free(uintptr_t block, uintptr_t p, kiln_live_t *rec, kiln_freed_t *freed,
+kiln_take_t kiln_table_free(kiln_page_t *page, uintptr_t block, uintptr_t p, kiln_live_t *rec, kiln_freed_t *freed,
                             void (*under_lock)(const kiln_live_t *rec, kiln_freed_t *freed, void *arg), void *arg,
                             kiln_evicted_t *evicted, size_t *evicted_count) {
   shard_t *s = shard_of(block);
   *evicted_count = 0;
   shard_lock(&s->lock);
-  kiln_live_t *slot = live_find(block);
-  if (slot == NULL) {
+  kiln_live_t *slot = kiln_records_slot_in(page, block, false);
+  if (slot == NULL || __atomic_load_n(&slot->block, __ATOMIC_ACQUIRE) != scramble(block)) {
     shard_unlock(&s->lock);
     return KILN_TAKE_NOT_LIVE;
   }

@@ -15,6 +15,7 @@
 
 #include "check_internal.h"
 #include "kiln.h"
+#include "ptr.h"
 
 static void ensure_table(void) {
   static bool ready;
@@ -33,11 +34,18 @@ static void nothing_under_lock(const kiln_live_t *rec, kiln_freed_t *freed, void
 /* Fake block addresses in a range no allocator uses (never dereferenced). */
 #define BASE ((uintptr_t)0x100000000000ull)
 
+/* The page of a block of Kiln's (the table's calls take it). */
+static kiln_page_t *page_of(uintptr_t block) {
+  kiln_segment_t *segment = kiln_segment_of((void *)block);
+  assert_non_null(segment);
+  return kiln_segment_page_of(segment, (void *)block);
+}
+
 static kiln_take_t table_free(uintptr_t block, uintptr_t p, kiln_live_t *rec) {
   kiln_freed_t freed;
   kiln_evicted_t evicted[KILN_EVICT_BATCH];
   size_t n;
-  return kiln_table_free(block, p, rec, &freed, nothing_under_lock, NULL, evicted, &n);
+  return kiln_table_free(page_of(block), block, p, rec, &freed, nothing_under_lock, NULL, evicted, &n);
 }
 
 /* Real blocks of the fast mode's core: a record needs a block start of a
@@ -64,7 +72,7 @@ static void test_table_model(void **state) {
   size_t before = kiln_table_live_count(), total = N + SIZES;
   for (size_t i = 0; i < total; i++) {
     kiln_live_t rec = {.block = blocks[i], .size = i, .user_off = 16};
-    assert_true(kiln_table_insert(&rec));
+    assert_true(kiln_table_insert(page_of(rec.block), &rec));
   }
   assert_int_equal(kiln_table_live_count(), before + total);
   kiln_live_t got;
@@ -108,7 +116,7 @@ static void test_table_reuse(void **state) {
   if (kiln_check_config.check) skip();
   uintptr_t block = (uintptr_t)core_block(200);
   kiln_live_t rec = {.block = block, .size = 1, .user_off = 16}, got;
-  assert_true(kiln_table_insert(&rec));
+  assert_true(kiln_table_insert(page_of(rec.block), &rec));
   assert_int_equal(table_free(block, block + 16, &got), KILN_TAKE_OK);
   kiln_free((void *)block);
   /* Allocate until the core hands the block out again (the page's other
@@ -120,7 +128,7 @@ static void test_table_reuse(void **state) {
   assert_true(n < TRIES);
   assert_false(kiln_table_lookup(block, &got));
   rec.size = 2;
-  assert_true(kiln_table_insert(&rec));
+  assert_true(kiln_table_insert(page_of(rec.block), &rec));
   assert_true(kiln_table_lookup(block, &got));
   assert_int_equal(got.size, 2);
   uintptr_t want[2] = {block, 0};
@@ -145,7 +153,7 @@ static void test_history(void **state) {
   if (kiln_check_config.check) skip();
   uintptr_t block = (uintptr_t)core_block(64);
   kiln_live_t rec = {.block = block, .size = 40, .user_off = 16, .stack = 7};
-  assert_true(kiln_table_insert(&rec));
+  assert_true(kiln_table_insert(page_of(rec.block), &rec));
   kiln_live_t got;
   assert_int_equal(table_free(block, block + 16, &got), KILN_TAKE_OK);
   kiln_freed_t freed;
