@@ -39,7 +39,9 @@
 #define GROUP_SHARD_BITS 3 /* shards in a group, chosen by block */
 #define SHARDS ((size_t)1 << (GROUP_BITS + GROUP_SHARD_BITS))
 
-/* 16 x 4096 records of history: the last 65536 frees can be named. */
+/* Records of history per shard: a block's frees go to the 8 shards of its
+ * segment's group, so at least the last 32768 frees of blocks of the same
+ * group can be named (all 64 shards: 262144 frees). */
 #define RING 4096
 #define KEY_SCRAMBLE ((uintptr_t)0x5a5a5a5a5a5a5a5aull)
 /* How much of the next evicted block to prefetch: the hardware streams the
