@@ -131,8 +131,14 @@ typedef struct kiln_evicted_s {
 kiln_live_t *kiln_records_slot(uintptr_t block, bool make);
 /* The same when the block's page is known (a carved block of it). */
 kiln_live_t *kiln_records_slot_in(kiln_page_t *page, uintptr_t block, bool make);
-/* Call visit on every live slot of every segment (takes the segment lock). */
-void kiln_records_visit(void (*visit)(kiln_live_t *slot, void *arg), void *arg);
+/* A visitor of live records: visit(rec, arg) for each. */
+typedef struct kiln_live_visitor_s {
+  void (*visit)(kiln_live_t *rec, void *arg);
+  void *arg;
+} kiln_live_visitor_t;
+/* Call the visitor on every live slot of every segment (takes the segment
+ * lock). */
+void kiln_records_visit(kiln_live_visitor_t visitor);
 /* The core purges a free page's memory (page), or a whole free segment's
  * (page NULL): give the physical memory of their records back too. */
 void kiln_records_discard(kiln_segment_t *segment, kiln_page_t *page);

@@ -122,16 +122,11 @@ static size_t page_slots(const kiln_segment_t *segment, const kiln_page_t *page)
   return carved < RECORDS_PER_PAGE ? carved : RECORDS_PER_PAGE;
 }
 
-typedef struct visit_s {
-  void (*visit)(kiln_live_t *slot, void *arg);
-  void *arg;
-} visit_t;
-
 /* Every live record sits in a carved block of a page of a segment on the
  * process-wide list: a page's capacity only grows while it is in use, and
  * its records are all empty when it is freed. */
 static void visit_segment(kiln_segment_t *segment, void *arg) {
-  visit_t *v = arg;
+  const kiln_live_visitor_t *v = arg;
   kiln_live_t *area = area_of((uintptr_t)segment >> KILN_SEGMENT_SHIFT, false);
   if (area == NULL) return;
   for (uint32_t i = 0; i < segment->page_count; i++) {
@@ -143,10 +138,7 @@ static void visit_segment(kiln_segment_t *segment, void *arg) {
   }
 }
 
-void kiln_records_visit(void (*visit)(kiln_live_t *slot, void *arg), void *arg) {
-  visit_t v = {visit, arg};
-  kiln_segment_visit_all(visit_segment, &v);
-}
+void kiln_records_visit(kiln_live_visitor_t visitor) { kiln_segment_visit_all(visit_segment, &visitor); }
 
 void kiln_records_discard(kiln_segment_t *segment, kiln_page_t *page) {
   kiln_live_t *area = area_of((uintptr_t)segment >> KILN_SEGMENT_SHIFT, false);

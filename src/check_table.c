@@ -5,7 +5,7 @@
  * shard is chosen by its segment (which group of GROUP_SHARDS shards) and
  * its address (which shard in the group): a segment belongs to one thread,
  * so threads working on their own blocks mostly use shards of their own,
- * and a shard's cache lines (lock, table, ring) seldom move between cores;
+ * and a shard's cache lines (lock, ring) seldom move between cores;
  * within a group, lock striping spreads one thread's blocks.  A shard holds
  *   - the lock of the live records of its blocks (check_records.c keeps
  *     them, one slot per block; see "live records" below);
@@ -178,7 +178,7 @@ static void count_live(kiln_live_t *slot, void *arg) {
 
 size_t kiln_table_live_count(void) {
   size_t count = 0;
-  kiln_records_visit(count_live, &count);
+  kiln_records_visit((kiln_live_visitor_t){count_live, &count});
   return count;
 }
 
@@ -513,13 +513,9 @@ void kiln_table_unlock_all(void) {
   for (size_t i = SHARDS; i-- > 0;) shard_unlock(&shards[i].lock);
 }
 
-typedef struct visit_live_s {
-  void (*visit)(kiln_live_t *rec, void *arg);
-  void *arg;
-} visit_live_t;
-
+/* The leak scan sees records with their addresses unscrambled. */
 static void visit_live(kiln_live_t *slot, void *arg) {
-  visit_live_t *v = arg;
+  const kiln_live_visitor_t *v = arg;
   kiln_live_t rec = *slot;
   rec.block = scramble(rec.block);
   v->visit(&rec, v->arg);
@@ -527,8 +523,8 @@ static void visit_live(kiln_live_t *slot, void *arg) {
 }
 
 void kiln_table_visit_locked(void (*visit)(kiln_live_t *rec, void *arg), void *arg) {
-  visit_live_t v = {visit, arg};
-  kiln_records_visit(visit_live, &v);
+  kiln_live_visitor_t inner = {visit, arg};
+  kiln_records_visit((kiln_live_visitor_t){visit_live, &inner});
 }
 
 void kiln_table_fork_prepare(void) { kiln_table_lock_all(); }
