@@ -129,11 +129,13 @@ static inline size_t held_bytes_of(const kiln_freed_t *rec) { return rec->user_o
  * record that anyone may still read as live. */
 _Static_assert(offsetof(kiln_live_t, block) == 0, "kiln_table_insert copies the fields after `block`");
 
-static kiln_live_t *live_find(uintptr_t block) {
-  kiln_live_t *slot = kiln_records_slot(block, false);
+/* The slot if it holds block's live record, else NULL. */
+static kiln_live_t *live_in(kiln_live_t *slot, uintptr_t block) {
   if (slot == NULL || __atomic_load_n(&slot->block, __ATOMIC_ACQUIRE) != scramble(block)) return NULL;
   return slot;
 }
+
+static kiln_live_t *live_find(uintptr_t block) { return live_in(kiln_records_slot(block, false), block); }
 
 static void live_erase(kiln_live_t *slot) { __atomic_store_n(&slot->block, 0, __ATOMIC_RELAXED); }
 
@@ -364,8 +366,8 @@ kiln_take_t kiln_table_free(kiln_page_t *page, uintptr_t block, uintptr_t p, kil
   shard_t *s = shard_of(block);
   *evicted_count = 0;
   shard_lock(&s->lock);
-  kiln_live_t *slot = kiln_records_slot_in(page, block, false);
-  if (slot == NULL || __atomic_load_n(&slot->block, __ATOMIC_ACQUIRE) != scramble(block)) {
+  kiln_live_t *slot = live_in(kiln_records_slot_in(page, block, false), block);
+  if (slot == NULL) {
     shard_unlock(&s->lock);
     return KILN_TAKE_NOT_LIVE;
   }

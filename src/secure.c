@@ -147,6 +147,7 @@ static void huge_guard(kiln_segment_t *segment, kiln_page_t *page, uint8_t *p, s
   uint8_t *want = (uint8_t *)kiln_align_up((uintptr_t)p + (size ? size : 1), page_size);
   if (want + page_size > page->start + page->block_size) want = NULL; /* no room: no guard */
   uint8_t *have = segment->guard_offset != 0 ? (uint8_t *)segment + segment->guard_offset : NULL;
+  bool past_block = false; /* the guard lies in the mapping's slack, past the core's block */
   if (new_block && want != NULL) {
     /* A mapping from the huge cache may run on past the core's block (its
      * slack, kept for a later, larger block).  The guard then goes to, or
@@ -156,20 +157,16 @@ static void huge_guard(kiln_segment_t *segment, kiln_page_t *page, uint8_t *p, s
      * took two mprotect calls at most reuses: 540 of large-blocks' 690). */
     uint8_t *block_end = page->start + page->block_size;
     uint8_t *last = (uint8_t *)segment + segment->mapped_size - page_size;
-    if (have != NULL && have > block_end) return;
-    if (last > block_end) {
-      if (have != NULL) kiln_os_unprotect(have, page_size);
-      kiln_os_protect(last, page_size);
-      segment->guard_offset = (size_t)(last - (uint8_t *)segment);
-      return;
-    }
+    bool kept_past = have != NULL && have > block_end;
+    past_block = kept_past || last > block_end;
+    if (past_block) want = kept_past ? have : last;
   }
   if (have != want) {
     if (have != NULL) kiln_os_unprotect(have, page_size);
     if (want != NULL) kiln_os_protect(want, page_size);
     segment->guard_offset = want != NULL ? (size_t)(want - (uint8_t *)segment) : 0;
   }
-  if (want != NULL) page->block_size = (size_t)(want - page->start);
+  if (want != NULL && !past_block) page->block_size = (size_t)(want - page->start);
 }
 
 /* Before the core frees, resizes or moves the block: block_size goes back

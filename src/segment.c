@@ -352,9 +352,10 @@ void kiln_segment_purge(kiln_tld_t *tld, bool force) {
       kiln_queue_remove(&tld->purge_queue, page);
       page->in_purge_queue = false;
       size_t size;
-      uint8_t *area = kiln_segment_page_area(kiln_segment_of(page), page, &size);
+      kiln_segment_t *segment = kiln_segment_of(page);
+      uint8_t *area = kiln_segment_page_area(segment, page, &size);
       kiln_os_decommit(area, size);
-      if (kiln_check_tracks_blocks) kiln_check_purged(kiln_segment_of(page), page);
+      if (kiln_check_tracks_blocks) kiln_check_purged(segment, page);
       page->is_committed = false;
       kiln_stats_count(KILN_STAT_PURGES, 1);
       page = next;
