@@ -42,8 +42,8 @@ static const option_desc_t option_table[] = {
   [KILN_OPTION_SECURE] = {"KILN_SECURE", OPTION_BOOL, SECURE_DEFAULT, "hardened mode"},
   [KILN_OPTION_QUARANTINE] = {"KILN_QUARANTINE", OPTION_SIZE, 4 << 20,
                               "bytes of freed blocks the checking mode holds back"},
-  [KILN_OPTION_SECURE_ZERO] = {"KILN_SECURE_ZERO", OPTION_SIZE, 64,
-                               "hardened mode: zero this many first bytes of every freed block (at most 64; 0: none)"},
+  [KILN_OPTION_SECURE_ZERO] = {"KILN_SECURE_ZERO", OPTION_SIZE, 32,
+                               "hardened mode: zero this many first bytes of every freed block (at most 32; 0: none)"},
 };
 _Static_assert(sizeof option_table / sizeof option_table[0] == KILN_OPTION_COUNT,
                "option_table and kiln_option_t must list the same options");

@@ -43,16 +43,16 @@
  *     page metadata, and a free block holds only its (encoded) `next` link.
  *     Stops: overflows that rewrite size/flags headers next to user data
  *     (the glibc unlink family).
- *   Zero on free: the first 64 bytes of every freed block (all of a
+ *   Zero on free: the first 32 bytes of every freed block (all of a
  *     smaller one; secure.h).  Stops: information leaks of freed secrets
  *     through uninitialised reads of a later block, and makes
  *     use-after-free reads of those bytes see zeros (a NULL function or
  *     vtable pointer crashes instead of jumping to attacker data).  The
  *     prefix is where structures keep their headers and pointers; the rest
  *     of a larger block is not zeroed: the cost would grow with the size
- *     (zeroing up to 1 KiB made larson 20 % slower).  Four 16-byte stores,
- *     the same for every size, so the cost does not depend on the size and
- *     free takes no branch on it.  KILN_SECURE_ZERO=bytes shortens the
+ *     (zeroing up to 1 KiB made larson 20 % slower; 64 bytes, 10 %).  Two
+ *     16-byte stores, the same for every size, so the cost does not depend
+ *     on the size and free takes no branch on it.  KILN_SECURE_ZERO=bytes shortens the
  *     prefix, 0 turns it off (kiln_secure_init).
  *   free_sized with a size larger than the block aborts.
  *
@@ -193,15 +193,12 @@ void kiln_secure_init(void) {
   kiln_huge_use_front_guards();
 }
 
-/* The stores of kiln_secure_zero_freed after the first: store i (from 1) at
- * 16 i, clamped to the last 16 bytes of the prefix, so the four cover
- * [0, prefix) and never pass it (block sizes are multiples of 16, at least
- * 16: size_class.c). */
-static void zero_offsets_set(kiln_page_t *page) {
+/* The second store of kiln_secure_zero_freed: at the last 16 bytes of the
+ * prefix, so the two cover [0, prefix) and never pass it (block sizes are
+ * multiples of 16, at least 16: size_class.c). */
+static void zero_offset_set(kiln_page_t *page) {
   size_t prefix = page->block_size < kiln_secure_zero_bytes ? page->block_size : kiln_secure_zero_bytes;
-  size_t last = prefix >= 16 ? prefix - 16 : 0;
-  for (size_t i = 0; i < sizeof page->zero_offsets; i++)
-    page->zero_offsets[i] = (uint8_t)(16 * (i + 1) < last ? 16 * (i + 1) : last);
+  page->zero_offset = (uint8_t)(prefix >= 16 ? prefix - 16 : 0);
 }
 
 void *kiln_secure_malloc(kiln_heap_t *heap, size_t size, size_t alignment, bool zero) {
@@ -328,7 +325,7 @@ void *kiln_secure_grow(kiln_segment_t *segment, kiln_page_t *page, void *p, size
  * again, on a page that had been freed. */
 void kiln_secure_page_init(kiln_heap_t *heap, kiln_page_t *page) {
   (void)heap;
-  zero_offsets_set(page);
+  zero_offset_set(page);
   kiln_segment_t *segment = kiln_segment_of(page);
   size_t page_size = kiln_os_page_size();
   bool first = page->page_index == 0, last = page->page_index == segment->page_count - 1;

@@ -19,30 +19,30 @@ kiln_inline bool kiln_secure_looks_free(const kiln_page_t *page, const kiln_bloc
   return next == 0 || ((next ^ (uintptr_t)block) >> KILN_SEGMENT_SHIFT) == 0;
 }
 
-/* Zero on free: the first KILN_SECURE_ZERO_MAX (64) bytes of every freed
+/* Zero on free: the first KILN_SECURE_ZERO_MAX (32) bytes of every freed
  * block, or the whole block if it is smaller; KILN_SECURE_ZERO picks a
- * shorter prefix (a multiple of 16; 0: none).  The same four 16-byte stores
- * for every size: the first at the block's start, the others at offsets
- * that the page keeps in its hot cache line (set when the page is set up,
- * secure.c), clamped into the prefix, so they overlap in small blocks.
- * Free thus takes no branch on the size.  A branch per size tier, as
- * before, mispredicted on programs that free mixed sizes: about one miss
- * per free, which cost mstress more time than the stores themselves.  A
- * longer prefix would take more stores on every free (8 for 128 bytes made
- * simple 1.3x slower), and the first bytes are where structures keep their
- * pointers. */
-#define KILN_SECURE_ZERO_MAX ((size_t)64)
-_Static_assert(KILN_SECURE_ZERO_MAX == 16 * (1 + sizeof(((kiln_page_t *)0)->zero_offsets)),
-               "kiln_secure_zero_freed makes one store at the start and one per page->zero_offsets");
+ * shorter prefix (16; 0: none).  The same two 16-byte stores for every
+ * size: the first at the block's start, the second at an offset that the
+ * page keeps in its hot cache line (set when the page is set up,
+ * secure.c), clamped into the prefix, so the two overlap in 16-byte
+ * blocks.  Free thus takes no branch on the size.  A branch per size tier,
+ * as before, mispredicted on programs that free mixed sizes: about one
+ * miss per free, which cost mstress more time than the stores themselves.
+ * The prefix was 64 bytes (four stores) until the stores were measured
+ * alone: against 32 bytes, paired runs gave simple 1.08x and larson 1.10x
+ * the time (blocks start 16 bytes apart, so 64 bytes span two cache lines
+ * three times in four, and larson frees cold blocks; docs/CHECKING.md).
+ * The first bytes are where structures keep their headers and pointers. */
+#define KILN_SECURE_ZERO_MAX ((size_t)32)
+_Static_assert(KILN_SECURE_ZERO_MAX == 16 * 2,
+               "kiln_secure_zero_freed makes one store at the start and one at page->zero_offset");
 extern kiln_shared size_t kiln_secure_zero_bytes; /* the prefix zeroed (0: none) */
 
 kiln_inline void kiln_secure_zero_freed(const kiln_page_t *page, kiln_block_t *block) {
   if (kiln_unlikely(kiln_secure_zero_bytes == 0)) return;
   uint8_t *start = (uint8_t *)block;
   __builtin_memset(start, 0, 16);
-  __builtin_memset(start + page->zero_offsets[0], 0, 16);
-  __builtin_memset(start + page->zero_offsets[1], 0, 16);
-  __builtin_memset(start + page->zero_offsets[2], 0, 16);
+  __builtin_memset(start + page->zero_offset, 0, 16);
 }
 
 /* A free whose block looks already free (kiln_secure_looks_free): search

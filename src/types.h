@@ -119,7 +119,7 @@ typedef struct __attribute__((aligned(64))) kiln_page_s {
   size_t block_size;              /* bytes per block; == bin's size (huge: the block's size) */
   uintptr_t key;                  /* hardened mode: free-list links are stored xor this (0 = plain; page.h) */
   uint16_t capacity;              /* blocks carved so far */
-  uint8_t zero_offsets[3];        /* hardened mode: where free's zeroing stores go after the first (secure.h) */
+  uint8_t zero_offset;            /* hardened mode: where free's second zeroing store goes (secure.h) */
   uint8_t div_shift;
   /* cold */
   uint8_t segment_in_use;         /* the page belongs to a heap; else free in its segment */
@@ -137,7 +137,7 @@ typedef struct __attribute__((aligned(64))) kiln_page_s {
   uint64_t purge_at;              /* free page: when (ms) its memory goes back to the OS */
 } kiln_page_t;
 _Static_assert(sizeof(kiln_page_t) == 128, "page metadata: two cache lines, hot fields in the first");
-_Static_assert(offsetof(kiln_page_t, segment_in_use) == 62, "the fast paths' fields fit the first cache line");
+_Static_assert(offsetof(kiln_page_t, div_shift) < 64, "the fast paths' fields fit the first cache line");
 
 typedef enum kiln_segment_kind_e {
   KILN_SEGMENT_SMALL,  /* 64 KiB pages */

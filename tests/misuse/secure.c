@@ -308,28 +308,30 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(what, "zero_on_free") == 0) {
-    /* A freed block keeps no trace of its first 64 bytes (beyond the free
+    /* A freed block keeps no trace of its first 32 bytes (beyond the free
      * list's link in its first word), whatever its size: all of a small
-     * block, the front of a larger one.  (Reading a freed block is this
-     * test's use after free on purpose: nothing reuses it in between.) */
-    static const size_t sizes[] = {16, 48, 100, 1000};
+     * block, the front of a larger one; the bytes after them stay as they
+     * were.  (Reading a freed block is this test's use after free on
+     * purpose: nothing reuses it in between.) */
+    static const size_t sizes[] = {16, 32, 48, 100, 1000};
     for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
-      size_t n = sizes[s], zeroed = n < 64 ? n : 64;
+      size_t n = sizes[s], zeroed = n < 32 ? n : 32;
       uint8_t *p = malloc(n);
       memset(p, 0xaa, n);
       free(p);
       volatile uint8_t *stale = p;
-      for (size_t i = 8; i < zeroed; i++)
-        if (stale[i] != 0) return fail("a freed block's first 64 bytes not zeroed");
+      for (size_t i = 8; i < n; i++)
+        if (stale[i] != (i < zeroed ? 0 : 0xaa))
+          return fail(i < zeroed ? "a freed block's first 32 bytes not zeroed" : "a byte past the first 32 zeroed");
     }
     return 0;
   }
   if (strcmp(what, "zero_bound") == 0 || strcmp(what, "zero_off") == 0) {
-    /* KILN_SECURE_ZERO=32 (zero_bound): the first 32 bytes of a freed block
+    /* KILN_SECURE_ZERO=16 (zero_bound): the first 16 bytes of a freed block
      * are zeroed and the rest keeps its bytes, in a 48-byte block and in a
      * 1000-byte one; =0 (zero_off): nothing is zeroed. */
     bool bound = strcmp(what, "zero_bound") == 0;
-    size_t zeroed = bound ? 32 : 8; /* (the first word is the link either way) */
+    size_t zeroed = bound ? 16 : 8; /* (the first word is the link either way) */
     uint8_t *small = malloc(48), *large = malloc(1000);
     memset(small, 0xaa, 48);
     memset(large, 0xbb, 1000);
