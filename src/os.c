@@ -211,11 +211,15 @@ void kiln_os_random(void *buf, size_t size) {
   }
 }
 
-uint64_t kiln_os_clock_ms(void) {
+static uint64_t clock_ms(clockid_t clock) {
   struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
+  if (clock_gettime(clock, &ts) != 0) clock_gettime(CLOCK_MONOTONIC, &ts);
   return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
 }
+
+uint64_t kiln_os_clock_ms(void) { return clock_ms(CLOCK_MONOTONIC); }
+
+uint64_t kiln_os_clock_coarse_ms(void) { return clock_ms(CLOCK_MONOTONIC_COARSE); }
 
 /* Messages go to this descriptor: 2, or a duplicate of it taken at start-up
  * when an exit-time report is due (programs such as coreutils close fd 2 in

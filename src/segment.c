@@ -173,6 +173,11 @@ static void cache_unmap(cache_entry_t *entry) {
   kiln_os_free(segment, KILN_SEGMENT_SIZE, committed);
 }
 
+/* The clock of the purge delays (pages on the purge queue, segments in the
+ * cache): the coarse one, read at every page free; a delay then runs to
+ * within a timer tick (1-10 ms) of KILN_PURGE_DELAY, either way. */
+static uint64_t purge_clock_ms(void) { return kiln_os_clock_coarse_ms(); }
+
 static void cache_purge_locked(uint64_t now, bool force) {
   uint64_t delay = (uint64_t)kiln_option(KILN_OPTION_PURGE_DELAY);
   uint64_t due = UINT64_MAX;
@@ -255,7 +260,7 @@ static void segment_free(kiln_tld_t *tld, kiln_segment_t *segment) {
   kiln_segment_lock();
   all_list_remove(segment);
   if (segment_cache_count < cache_max) {
-    uint64_t now = kiln_os_clock_ms();
+    uint64_t now = purge_clock_ms();
     segment_cache[segment_cache_count++] = (cache_entry_t){.segment = segment, .cached_at = now, .committed = true};
     atomic_fetch_add_explicit(&segment_cache_committed, 1, memory_order_relaxed);
     uint64_t due = now + (uint64_t)kiln_option(KILN_OPTION_PURGE_DELAY);
@@ -334,7 +339,7 @@ void kiln_segment_page_free(kiln_tld_t *tld, kiln_page_t *page) {
   /* The page's memory goes back to the OS after the purge delay, unless it
    * is reused before: a program that frees and reallocates at once keeps its
    * memory hot. */
-  page->purge_at = kiln_os_clock_ms() + (uint64_t)kiln_option(KILN_OPTION_PURGE_DELAY);
+  page->purge_at = purge_clock_ms() + (uint64_t)kiln_option(KILN_OPTION_PURGE_DELAY);
   page->in_purge_queue = true;
   kiln_queue_push_back(&tld->purge_queue, page);
   segment_maybe_abandon(tld, segment);
@@ -345,7 +350,7 @@ void kiln_segment_purge(kiln_tld_t *tld, bool force) {
   uint64_t now = 0;
   kiln_page_t *page = tld->purge_queue.first;
   if (page != NULL) {
-    now = kiln_os_clock_ms();
+    now = purge_clock_ms();
     /* The queue is in purge_at order (constant delay, appended in time order). */
     while (page != NULL && (force || page->purge_at <= now)) {
       kiln_page_t *next = page->next;
@@ -362,7 +367,7 @@ void kiln_segment_purge(kiln_tld_t *tld, bool force) {
     }
   }
   if (atomic_load_explicit(&segment_cache_committed, memory_order_relaxed) > 0) {
-    if (now == 0) now = kiln_os_clock_ms();
+    if (now == 0) now = purge_clock_ms();
     if (force || now >= atomic_load_explicit(&segment_cache_due, memory_order_relaxed)) {
       kiln_segment_lock();
       cache_purge_locked(now, force);

@@ -285,6 +285,14 @@ static void test_random_and_clock(void **state) {
   uint64_t t1 = kiln_os_clock_ms();
   assert_true(t1 >= t0 + 29);
   assert_true(t1 < t0 + 5000);
+  /* The coarse clock is the same clock a tick (at most 10 ms at HZ=100)
+   * behind, and it moves. */
+  uint64_t c0 = kiln_os_clock_coarse_ms(), p0 = kiln_os_clock_ms();
+  assert_true(c0 <= p0 && c0 + 20 >= p0);
+  nanosleep(&ts, NULL);
+  uint64_t c1 = kiln_os_clock_coarse_ms();
+  assert_true(c1 >= c0 + 10);
+  assert_true(c1 <= kiln_os_clock_ms());
 }
 
 /* kiln_os_write_stderr writes exactly the bytes to file descriptor 2. */
