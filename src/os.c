@@ -9,10 +9,13 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/membarrier.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <sys/mman.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -46,6 +49,30 @@ size_t kiln_os_page_size(void) {
 }
 
 void kiln_os_yield(void) { sched_yield(); }
+
+static _Atomic int heavy_fence_state; /* 0: not asked yet, 1: ready, -1: unavailable */
+
+bool kiln_os_heavy_fence_ready(void) {
+  int state = atomic_load_explicit(&heavy_fence_state, memory_order_acquire);
+  if (state == 0) {
+    long supported = syscall(SYS_membarrier, MEMBARRIER_CMD_QUERY, 0, 0);
+    bool ok = supported > 0 && (supported & MEMBARRIER_CMD_PRIVATE_EXPEDITED) &&
+              syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0;
+    state = ok ? 1 : -1;
+    atomic_store_explicit(&heavy_fence_state, state, memory_order_release);
+  }
+  return state == 1;
+}
+
+void kiln_os_heavy_fence(void) {
+  /* Registered (kiln_os_heavy_fence_ready), so it does not fail; should a
+   * kernel not carry the registration into a forked child, register again. */
+  if (syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0) return;
+  if (errno == EPERM && syscall(SYS_membarrier, MEMBARRIER_CMD_REGISTER_PRIVATE_EXPEDITED, 0, 0) == 0 &&
+      syscall(SYS_membarrier, MEMBARRIER_CMD_PRIVATE_EXPEDITED, 0, 0) == 0)
+    return;
+  kiln_fatal("kiln: membarrier failed (errno %d)", errno);
+}
 
 size_t kiln_os_cpu_count(void) {
   long n = sysconf(_SC_NPROCESSORS_ONLN);

@@ -77,6 +77,19 @@ void kiln_os_write_stderr(const char *msg, size_t len);
 /* Let another thread run (a short wait in a lock-free protocol). */
 void kiln_os_yield(void);
 
+/* Asymmetric fences (membarrier(2), Linux 4.14): a thread on the fast side
+ * of a protocol orders a store before a later load with a compiler fence
+ * only, and the rare side calls kiln_os_heavy_fence, which makes every
+ * running thread of the process execute a full memory barrier before it
+ * returns.  So if the fast side's store was not yet visible to the rare
+ * side's load after the heavy fence, the fast side's load sees the rare
+ * side's store (Dekker's pattern with the cost moved to one side).
+ * kiln_os_heavy_fence_ready registers the process once and says whether the
+ * kernel offers it (not under valgrind, or when seccomp forbids it); without
+ * it both sides must use full fences. */
+bool kiln_os_heavy_fence_ready(void);
+void kiln_os_heavy_fence(void);
+
 /* Number of CPUs online (for sizing), at least 1. */
 size_t kiln_os_cpu_count(void);
 
