@@ -5,7 +5,8 @@
 #   scripts/check-models.sh --mutants    also the deliberately broken variants,
 #                                        each of which spin must FIND an error
 #   scripts/check-models.sh --only NAME  one model (cross_thread_free,
-#                                        abandon_reclaim, arena_bump)
+#                                        abandon_reclaim, arena_bump,
+#                                        pool_cache)
 #   EXTRA_DEFINES="-DFOO" ...            extra cpp defines for every spin run
 #
 # Each check runs in a fresh temporary directory: spin -a generates pan.c,
@@ -15,8 +16,8 @@
 #             (acceptance cycles under weak fairness)
 # A check fails when pan reports errors, or when the search was cut short
 # (depth limit or memory), since a partial search proves nothing.
-# Budget: under a minute without --mutants on one idle core (mostly gcc on
-# pan.c); --mutants adds about as much.
+# Budget: about 80 s without --mutants on one idle core (pool_cache's safety
+# search is 20 s of it, the rest mostly gcc on pan.c); --mutants adds 40 s.
 set -u
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -107,6 +108,8 @@ run_check abandon_reclaim.liveness   abandon_reclaim   liveness pass -DNO_T2_BLO
 run_check arena_bump.safety.3x1      arena_bump        safety   pass -DNT=3 -DALLOCS=1
 run_check arena_bump.safety.2x2      arena_bump        safety   pass -DNT=2 -DALLOCS=2
 run_check arena_bump.liveness        arena_bump        liveness pass -DNT=2 -DALLOCS=2
+run_check pool_cache.safety          pool_cache        safety   pass
+run_check pool_cache.liveness        pool_cache        liveness pass -DNO_TRIM
 
 if [ $mutants = 1 ]; then
   run_check mutant.plain_push      cross_thread_free safety fail -DMUTANT_PLAIN_PUSH
@@ -115,6 +118,9 @@ if [ $mutants = 1 ]; then
   run_check mutant.no_abandon_free abandon_reclaim   safety fail -DMUTANT_NO_ABANDON_ON_FREE
   run_check mutant.plain_bump      arena_bump        safety fail -DMUTANT_PLAIN_BUMP
   run_check mutant.publish_early   arena_bump        safety fail -DMUTANT_PUBLISH_BEFORE_CARVE -DNT=2 -DALLOCS=2
+  run_check mutant.no_heavy_fence  pool_cache        safety fail -DMUTANT_NO_HEAVY_FENCE
+  run_check mutant.no_recheck      pool_cache        safety fail -DMUTANT_NO_RECHECK
+  run_check mutant.shared_busy     pool_cache        safety fail -DMUTANT_SHARED_BUSY
 fi
 
 if [ $failures -ne 0 ]; then

@@ -39,17 +39,41 @@
  * Per-thread caches: a mutex per call made the pool 0.4x the speed of
  * kiln_malloc on one thread and 0.13x with 4 threads sharing it (bench's
  * toolkit table).  So each pool has POOL_CACHES caches, each on its own
- * cache line: a LIFO list of up to POOL_CACHE_MAX free blocks, owned for
- * the length of one call by whoever sets its `busy` flag.  A thread uses
- * the cache of its thread number (internal.h), so up to POOL_CACHES threads
- * never share one; a thread that finds its cache busy (another thread with
- * the same number modulo POOL_CACHES) takes the mutex path instead of
- * waiting.  kiln_pool_free pushes onto the cache; kiln_pool_alloc pops from
- * it; an empty cache takes POOL_CACHE_REFILL blocks from the pages at once,
- * a full one gives half back, each under the mutex.  (The idea of
- * tcmalloc's and jemalloc's thread caches, and of Bonwick's magazines;
- * here the caches belong to the pool, so destroy and kiln_pool_trim reach
- * them all without any thread's help.)
+ * cache line: a LIFO list of up to POOL_CACHE_MAX free blocks.
+ * kiln_pool_free pushes onto the cache; kiln_pool_alloc pops from it; an
+ * empty cache takes POOL_CACHE_REFILL blocks from the pages at once, a full
+ * one gives half back, each under the mutex.  (The idea of tcmalloc's and
+ * jemalloc's thread caches, and of Bonwick's magazines; here the caches
+ * belong to the pool, so destroy and kiln_pool_trim reach them all without
+ * any thread's help.)
+ *
+ * Each thread that uses a pool holds a *slot* (one of POOL_SLOTS, for all
+ * pools; given back when the thread exits) and uses the cache of its slot
+ * modulo POOL_CACHES, if it *owns* it: a cache is biased to one slot,
+ * whose thread enters it with plain stores and loads, no atomic
+ * read-modify-write (a test-and-set flag per call, as before, made the
+ * pool slower than kiln_malloc on one thread: 0.8x; without it, 1.3-2.4x).
+ * The owner enters by writing the cache's address into its slot's `inside`
+ * word, then checks that nobody is `revoke`-ing the cache and that it still
+ * owns it; it leaves by clearing `inside`.  Another thread takes a cache
+ * over (it was never owned, or POOL_STEAL_AFTER calls of threads of other
+ * slots went to the mutex since the cache last changed hands) under
+ * cache_lock: it sets `revoke`, makes every thread pass a full barrier
+ * (kiln_os_heavy_fence: membarrier), then waits until the owner's `inside`
+ * no longer names the cache; from then on the owner's next entry sees
+ * `revoke` or the new owner and goes to the mutex path.  That is Dekker's
+ * store-then-load on both sides, with the owner's fence moved to the rare
+ * side (asymmetric fences, as in folly's and liburcu's membarrier-based
+ * schemes); where the kernel has no membarrier, both sides use full fences
+ * (pool_fence_light is then a real fence).  The `inside` word is the
+ * thread's own, not the cache's: a thread that has just lost the cache may
+ * still be writing its word as it bails out, and a word in the cache would
+ * then be cleared under the new owner (tests/model/pool_cache.pml found
+ * that).  kiln_pool_trim takes every owned cache the same way, flushes it,
+ * and leaves it unowned.  A slot given back keeps its caches: the next
+ * thread to hold the slot finds them its own.  The protocol is modelled in
+ * tests/model/pool_cache.pml (with x86-TSO store buffers; keep the two in
+ * step).
  *
  * A cached block is free for the program but still counted as used by its
  * page, so at most POOL_CACHES * POOL_CACHE_MAX blocks keep their pages from
@@ -89,6 +113,13 @@
 #define POOL_CACHES 16
 #define POOL_CACHE_MAX 32
 #define POOL_CACHE_REFILL 16
+/* Calls by threads of other slots (sent to the mutex) after which one of
+ * them takes the cache over: two threads sharing a cache (slots equal
+ * modulo POOL_CACHES) pay one heavy fence per this many calls, not one per
+ * call. */
+#define POOL_STEAL_AFTER 256
+/* Threads using pools at once with a cache each; any more use the mutex. */
+#define POOL_SLOTS 512
 
 /* A free block: the link, and the double-free mark (see "Misuse"; every
  * block has 16 bytes at least). */
@@ -98,8 +129,10 @@ typedef struct pool_block_s {
 } pool_block_t;
 
 typedef struct pool_cache_s {
-  _Alignas(64) atomic_flag busy;   /* held for the length of one call */
-  _Atomic uint32_t count;          /* blocks on `top` (read by kiln_pool_in_use without the flag) */
+  _Alignas(64) _Atomic uint32_t owner; /* the owner's slot + 1; 0: none (see the top) */
+  _Atomic uint32_t revoke;         /* a thread holding cache_lock is taking the cache */
+  _Atomic uint32_t count;          /* blocks on `top` (read by kiln_pool_in_use without entering) */
+  _Atomic uint32_t misses;         /* other threads' calls sent to the mutex since it changed hands */
   pool_block_t *top;               /* LIFO: the last block freed is the next handed out */
 } pool_cache_t;
 
@@ -116,6 +149,7 @@ typedef struct pool_page_s {
 
 struct kiln_pool_s {
   pool_cache_t caches[POOL_CACHES]; /* first: the struct is allocated 64-byte aligned */
+  pthread_mutex_t cache_lock; /* serialises taking caches over (and trim); taken before `lock` */
   pthread_mutex_t lock;     /* guards everything below but the constants */
   size_t block_size;        /* bytes per block (constant) */
   size_t page_size;         /* bytes of a page, and its alignment (constant) */
@@ -130,6 +164,34 @@ struct kiln_pool_s {
   _Atomic size_t in_use;    /* blocks out of their pages: allocated or cached (read without the lock) */
   _Atomic size_t capacity;  /* bytes of pages held (likewise) */
 };
+
+/* --- the caches' fences (see the top; tests/model/pool_cache.pml) -------- */
+
+/* Set once, by the first kiln_pool_new, before any cache has an owner. */
+static _Atomic bool pool_light_fences;
+
+static void pool_light_fences_init(void) {
+  if (!atomic_load_explicit(&pool_light_fences, memory_order_relaxed) && kiln_os_heavy_fence_ready())
+    atomic_store_explicit(&pool_light_fences, true, memory_order_relaxed);
+}
+
+/* The owner, between its store to `inside` and its load of `revoke`: a
+ * compiler fence when the other side calls membarrier, else a full one.
+ * (The flag never changes while a cache is owned: it goes from false to
+ * true only in the first kiln_pool_new, before any pool exists.) */
+kiln_inline void pool_fence_light(void) {
+  if (kiln_likely(atomic_load_explicit(&pool_light_fences, memory_order_relaxed)))
+    atomic_signal_fence(memory_order_seq_cst);
+  else
+    atomic_thread_fence(memory_order_seq_cst);
+}
+
+/* A thread taking caches over, between its stores to `revoke` and its
+ * loads of the owners' `inside`. */
+static void pool_fence_heavy(void) {
+  if (atomic_load_explicit(&pool_light_fences, memory_order_relaxed)) kiln_os_heavy_fence();
+  else atomic_thread_fence(memory_order_seq_cst);
+}
 
 /* --- lists ---------------------------------------------------------------- */
 
@@ -184,11 +246,12 @@ kiln_pool_t *kiln_pool_new(size_t block_size, size_t alignment) {
   kiln_pool_t *pool = kiln_aligned_alloc(64, sizeof *pool);
   if (pool == NULL) return NULL;
   memset(pool, 0, sizeof *pool);
-  for (size_t i = 0; i < POOL_CACHES; i++) {
-    atomic_flag_clear(&pool->caches[i].busy);
-    atomic_init(&pool->caches[i].count, 0);
-  }
-  pthread_mutex_init(&pool->lock, NULL); /* default attributes: cannot fail */
+  /* (memset: every cache unowned and empty.)  Whether the owners'
+   * fences may be compiler fences, for every pool: asked once, before any
+   * cache can be owned. */
+  pool_light_fences_init();
+  pthread_mutex_init(&pool->cache_lock, NULL); /* default attributes: cannot fail */
+  pthread_mutex_init(&pool->lock, NULL);
   pool->block_size = size;
   pool->page_size = page_size;
   pool->first_offset = first;
@@ -211,6 +274,7 @@ void kiln_pool_destroy(kiln_pool_t *pool) {
     page = next;
   }
   pthread_mutex_destroy(&pool->lock);
+  pthread_mutex_destroy(&pool->cache_lock);
   kiln_free(pool);
 }
 
@@ -323,17 +387,79 @@ static void pool_unmap(kiln_pool_t *pool, pool_page_t *release) {
 
 /* --- the per-thread caches ------------------------------------------------------ */
 
-kiln_inline pool_cache_t *pool_cache_of(kiln_pool_t *pool) {
-  return &pool->caches[kiln_thread_number() % POOL_CACHES];
+/* A slot's `inside` word: the cache its thread is in, or 0.  Written by the
+ * slot's thread only; one cache line each, as it is written on every call. */
+typedef struct pool_slot_s {
+  _Alignas(64) _Atomic uintptr_t inside;
+} pool_slot_t;
+
+static pool_slot_t pool_slots[POOL_SLOTS];
+static _Atomic uint64_t pool_slots_taken[POOL_SLOTS / 64];
+static __thread uint32_t pool_slot_own __attribute__((tls_model("initial-exec"))); /* slot + 1; 0: none yet */
+static pthread_key_t pool_slot_key;
+static pthread_once_t pool_slot_key_once = PTHREAD_ONCE_INIT;
+#define POOL_NO_SLOT UINT32_MAX
+
+/* Thread exit: the slot goes back (its caches stay with it). */
+static void pool_slot_release(void *value) {
+  uint32_t slot = (uint32_t)(uintptr_t)value - 1;
+  atomic_fetch_and_explicit(&pool_slots_taken[slot / 64], ~((uint64_t)1 << (slot % 64)), memory_order_release);
 }
 
-/* Acquire/release: the cache's list as the last holder left it. */
-kiln_inline bool pool_cache_try_lock(pool_cache_t *cache) {
-  return !atomic_flag_test_and_set_explicit(&cache->busy, memory_order_acquire);
+static void pool_slot_key_create(void) {
+  if (pthread_key_create(&pool_slot_key, pool_slot_release) != 0) pool_slot_key = (pthread_key_t)-1;
 }
-kiln_inline void pool_cache_unlock(pool_cache_t *cache) {
-  atomic_flag_clear_explicit(&cache->busy, memory_order_release);
+
+static kiln_noinline uint32_t pool_slot_take(void) {
+  pthread_once(&pool_slot_key_once, pool_slot_key_create);
+  if (pool_slot_key == (pthread_key_t)-1) return POOL_NO_SLOT;
+  for (uint32_t w = 0; w < POOL_SLOTS / 64; w++) {
+    uint64_t taken = atomic_load_explicit(&pool_slots_taken[w], memory_order_relaxed);
+    while (~taken != 0) {
+      uint32_t bit = (uint32_t)__builtin_ctzll(~taken);
+      if (atomic_compare_exchange_weak_explicit(&pool_slots_taken[w], &taken, taken | ((uint64_t)1 << bit),
+                                                memory_order_acquire, memory_order_relaxed)) {
+        uint32_t slot = w * 64 + bit;
+        if (pthread_setspecific(pool_slot_key, (void *)(uintptr_t)(slot + 1)) != 0) {
+          pool_slot_release((void *)(uintptr_t)(slot + 1));
+          return POOL_NO_SLOT;
+        }
+        pool_slot_own = slot + 1;
+        return slot;
+      }
+    }
+  }
+  return POOL_NO_SLOT; /* POOL_SLOTS threads hold one: the mutex path */
 }
+
+kiln_inline uint32_t pool_slot(void) {
+  uint32_t own = pool_slot_own;
+  return kiln_likely(own != 0) ? own - 1 : pool_slot_take();
+}
+
+kiln_inline pool_cache_t *pool_cache_of(kiln_pool_t *pool, uint32_t slot) {
+  return &pool->caches[slot % POOL_CACHES];
+}
+
+/* Enter the cache as the owner `slot`, or say no (not the owner, or a
+ * taking over is under way: the mutex path then).  Acquire on `revoke`:
+ * the cache as whoever last took it left it, and the owner as it set it. */
+kiln_inline bool pool_cache_enter(pool_cache_t *cache, uint32_t slot) {
+  if (atomic_load_explicit(&cache->owner, memory_order_relaxed) != slot + 1) return false;
+  atomic_store_explicit(&pool_slots[slot].inside, (uintptr_t)cache, memory_order_relaxed);
+  pool_fence_light();
+  if (kiln_likely(atomic_load_explicit(&cache->revoke, memory_order_acquire) == 0 &&
+                  atomic_load_explicit(&cache->owner, memory_order_relaxed) == slot + 1))
+    return true;
+  atomic_store_explicit(&pool_slots[slot].inside, 0, memory_order_release);
+  return false;
+}
+
+/* Release: the cache as the owner leaves it, for whoever takes it next. */
+kiln_inline void pool_cache_leave(uint32_t slot) {
+  atomic_store_explicit(&pool_slots[slot].inside, 0, memory_order_release);
+}
+
 kiln_inline uint32_t pool_cache_count(pool_cache_t *cache) {
   return atomic_load_explicit(&cache->count, memory_order_relaxed);
 }
@@ -341,8 +467,46 @@ kiln_inline void pool_cache_set_count(pool_cache_t *cache, uint32_t count) {
   atomic_store_explicit(&cache->count, count, memory_order_relaxed);
 }
 
-/* The cache (held) is empty: take up to POOL_CACHE_REFILL blocks from the
- * pages at once, one for the caller. */
+/* cache_lock held: keep the owners of `n` owned caches out (their `revoke`
+ * set, one heavy fence for all), then wait until no owner is inside.  The
+ * caller clears `revoke` (release) when done with them. */
+static void pool_caches_revoke(pool_cache_t **caches, size_t n) {
+  if (n == 0) return;
+  for (size_t i = 0; i < n; i++) atomic_store_explicit(&caches[i]->revoke, 1, memory_order_relaxed);
+  pool_fence_heavy();
+  for (size_t i = 0; i < n; i++) {
+    uint32_t owner = atomic_load_explicit(&caches[i]->owner, memory_order_relaxed); /* (only changed under cache_lock) */
+    while (atomic_load_explicit(&pool_slots[owner - 1].inside, memory_order_acquire) == (uintptr_t)caches[i])
+      kiln_os_yield();
+  }
+}
+
+/* The thread of `slot` was kept out of the cache of its slot: make the
+ * slot the owner if the cache has none, or if POOL_STEAL_AFTER calls of
+ * other slots came by since it last changed hands (slots equal modulo
+ * POOL_CACHES).  The blocks in it stay: they are free blocks of the pool
+ * either way.  True if it made `slot` the owner. */
+static bool pool_cache_claim(kiln_pool_t *pool, pool_cache_t *cache, uint32_t slot) {
+  uint32_t me = slot + 1;
+  uint32_t owner = atomic_load_explicit(&cache->owner, memory_order_relaxed);
+  if (owner == me) return false; /* a trim is taking it right now */
+  if (owner != 0 && atomic_fetch_add_explicit(&cache->misses, 1, memory_order_relaxed) + 1 < POOL_STEAL_AFTER)
+    return false;
+  pthread_mutex_lock(&pool->cache_lock);
+  owner = atomic_load_explicit(&cache->owner, memory_order_relaxed);
+  bool claimed = owner != me;
+  if (claimed) {
+    if (owner != 0) pool_caches_revoke(&cache, 1);
+    atomic_store_explicit(&cache->misses, 0, memory_order_relaxed);
+    atomic_store_explicit(&cache->owner, me, memory_order_relaxed);
+    atomic_store_explicit(&cache->revoke, 0, memory_order_release);
+  }
+  pthread_mutex_unlock(&pool->cache_lock);
+  return claimed;
+}
+
+/* The cache (entered) is empty: take up to POOL_CACHE_REFILL blocks from
+ * the pages at once, one for the caller. */
 static kiln_noinline pool_block_t *pool_refill(kiln_pool_t *pool, pool_cache_t *cache) {
   pthread_mutex_lock(&pool->lock);
   pool_block_t *block = pool_take_any(pool);
@@ -359,7 +523,8 @@ static kiln_noinline pool_block_t *pool_refill(kiln_pool_t *pool, pool_cache_t *
   return block;
 }
 
-/* Give the top `n` blocks of the cache (held) back to their pages. */
+/* Give the top `n` blocks of the cache (entered, or taken over) back to
+ * their pages. */
 static kiln_noinline void pool_flush(kiln_pool_t *pool, pool_cache_t *cache, uint32_t n) {
   pool_page_t *release = NULL;
   pthread_mutex_lock(&pool->lock);
@@ -375,9 +540,28 @@ static kiln_noinline void pool_flush(kiln_pool_t *pool, pool_cache_t *cache, uin
 
 /* --- alloc ----------------------------------------------------------------- */
 
-/* The caller's cache is busy (another thread with the same number modulo
- * POOL_CACHES is in a call): straight from the pages. */
-static kiln_noinline void *pool_alloc_locked(kiln_pool_t *pool) {
+/* Pop from the cache (entered), or refill it; then leave it. */
+kiln_inline void *pool_alloc_entered(kiln_pool_t *pool, pool_cache_t *cache, uint32_t slot) {
+  pool_block_t *block = cache->top;
+  if (kiln_likely(block != NULL)) {
+    cache->top = block->next;
+    pool_cache_set_count(cache, pool_cache_count(cache) - 1);
+  } else {
+    block = pool_refill(pool, cache);
+  }
+  pool_cache_leave(slot);
+  if (block != NULL) block->mark = 0; /* live: no double-free mark */
+  return block;
+}
+
+/* Kept out of the cache of our slot: claim it and use it if we may, else
+ * straight from the pages (also without a slot). */
+static kiln_noinline void *pool_alloc_locked(kiln_pool_t *pool, uint32_t slot) {
+  if (slot != POOL_NO_SLOT) {
+    pool_cache_t *cache = pool_cache_of(pool, slot);
+    if (pool_cache_claim(pool, cache, slot) && pool_cache_enter(cache, slot))
+      return pool_alloc_entered(pool, cache, slot);
+  }
   pthread_mutex_lock(&pool->lock);
   pool_block_t *block = pool_take_any(pool);
   pthread_mutex_unlock(&pool->lock);
@@ -386,18 +570,10 @@ static kiln_noinline void *pool_alloc_locked(kiln_pool_t *pool) {
 }
 
 void *kiln_pool_alloc(kiln_pool_t *pool) {
-  pool_cache_t *cache = pool_cache_of(pool);
-  if (kiln_unlikely(!pool_cache_try_lock(cache))) return pool_alloc_locked(pool);
-  pool_block_t *block = cache->top;
-  if (kiln_likely(block != NULL)) {
-    cache->top = block->next;
-    pool_cache_set_count(cache, pool_cache_count(cache) - 1);
-  } else {
-    block = pool_refill(pool, cache);
-  }
-  pool_cache_unlock(cache);
-  if (block != NULL) block->mark = 0; /* live: no double-free mark */
-  return block;
+  uint32_t slot = pool_slot();
+  pool_cache_t *cache = pool_cache_of(pool, slot); /* (a wild index if POOL_NO_SLOT: not used then) */
+  if (kiln_unlikely(slot == POOL_NO_SLOT || !pool_cache_enter(cache, slot))) return pool_alloc_locked(pool, slot);
+  return pool_alloc_entered(pool, cache, slot);
 }
 
 /* --- free ------------------------------------------------------------------ */
@@ -427,8 +603,26 @@ static void pool_check_block(kiln_pool_t *pool, void *p) {
   if (((pool_block_t *)p)->mark == pool_mark(pool, p)) pool_bad_free(pool, p, "already free (double free)");
 }
 
-/* The caller's cache is busy: straight to the page. */
-static kiln_noinline void pool_free_locked(kiln_pool_t *pool, pool_block_t *block) {
+/* Push onto the cache (entered), giving half back when it is full; then
+ * leave it. */
+kiln_inline void pool_free_entered(kiln_pool_t *pool, pool_cache_t *cache, uint32_t slot, pool_block_t *block) {
+  if (kiln_unlikely(pool_cache_count(cache) == POOL_CACHE_MAX)) pool_flush(pool, cache, POOL_CACHE_MAX / 2);
+  block->next = cache->top;
+  cache->top = block;
+  pool_cache_set_count(cache, pool_cache_count(cache) + 1);
+  pool_cache_leave(slot);
+}
+
+/* Kept out of the cache of our slot: claim it and use it if we may, else
+ * straight to the page (also without a slot). */
+static kiln_noinline void pool_free_locked(kiln_pool_t *pool, uint32_t slot, pool_block_t *block) {
+  if (slot != POOL_NO_SLOT) {
+    pool_cache_t *cache = pool_cache_of(pool, slot);
+    if (pool_cache_claim(pool, cache, slot) && pool_cache_enter(cache, slot)) {
+      pool_free_entered(pool, cache, slot, block);
+      return;
+    }
+  }
   pool_page_t *release = NULL;
   pthread_mutex_lock(&pool->lock);
   pool_put(pool, block, &release);
@@ -441,26 +635,32 @@ void kiln_pool_free(kiln_pool_t *pool, void *p) {
   pool_check_block(pool, p);
   pool_block_t *block = p;
   block->mark = pool_mark(pool, block);
-  pool_cache_t *cache = pool_cache_of(pool);
-  if (kiln_unlikely(!pool_cache_try_lock(cache))) {
-    pool_free_locked(pool, block);
+  uint32_t slot = pool_slot();
+  pool_cache_t *cache = pool_cache_of(pool, slot);
+  if (kiln_unlikely(slot == POOL_NO_SLOT || !pool_cache_enter(cache, slot))) {
+    pool_free_locked(pool, slot, block);
     return;
   }
-  if (kiln_unlikely(pool_cache_count(cache) == POOL_CACHE_MAX)) pool_flush(pool, cache, POOL_CACHE_MAX / 2);
-  block->next = cache->top;
-  cache->top = block;
-  pool_cache_set_count(cache, pool_cache_count(cache) + 1);
-  pool_cache_unlock(cache);
+  pool_free_entered(pool, cache, slot, block);
 }
 
 void kiln_pool_trim(kiln_pool_t *pool) {
-  for (size_t i = 0; i < POOL_CACHES; i++) {
-    pool_cache_t *cache = &pool->caches[i];
-    if (!pool_cache_try_lock(cache)) continue; /* in use right now: it will be back */
-    uint32_t count = pool_cache_count(cache);
-    if (count != 0) pool_flush(pool, cache, count);
-    pool_cache_unlock(cache);
+  /* Take every owned cache at once (one heavy fence), flush it, and leave
+   * it unowned: the next call of a thread claims its cache again. */
+  pthread_mutex_lock(&pool->cache_lock);
+  pool_cache_t *owned[POOL_CACHES];
+  size_t n = 0;
+  for (size_t i = 0; i < POOL_CACHES; i++)
+    if (atomic_load_explicit(&pool->caches[i].owner, memory_order_relaxed) != 0) owned[n++] = &pool->caches[i];
+  pool_caches_revoke(owned, n);
+  for (size_t i = 0; i < n; i++) {
+    uint32_t count = pool_cache_count(owned[i]);
+    if (count != 0) pool_flush(pool, owned[i], count);
+    atomic_store_explicit(&owned[i]->misses, 0, memory_order_relaxed);
+    atomic_store_explicit(&owned[i]->owner, 0, memory_order_relaxed);
+    atomic_store_explicit(&owned[i]->revoke, 0, memory_order_release);
   }
+  pthread_mutex_unlock(&pool->cache_lock);
 }
 
 /* --- figures ---------------------------------------------------------------- */

@@ -6,9 +6,11 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
+#include <sched.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -291,6 +293,10 @@ static void test_bad_free(void **state) {
  * blocks it receives after checking the stamp: every block is allocated on
  * one thread and freed on another, while all four allocate and free at once. */
 enum { THREADS = 4, ROUNDS = 50000, BOX = 256, BLOCK = 40 };
+/* Under valgrind (light mode) a thread whose mailbox is full spins, and
+ * valgrind's one-thread-at-a-time scheduling then moved about one mailbox
+ * of blocks a minute: there, fewer rounds than a mailbox holds. */
+static uint32_t rounds;
 
 typedef struct stamp_s {
   uint32_t owner, seq;
@@ -338,7 +344,7 @@ static void check_and_free(int me, stamp_t *s) {
 static void *pool_worker(void *arg) {
   int me = (int)(intptr_t)arg;
   mailbox_t *out = &boxes[(me + 1) % THREADS], *in = &boxes[me];
-  for (uint32_t seq = 0; seq < ROUNDS; seq++) {
+  for (uint32_t seq = 0; seq < rounds; seq++) {
     stamp_t *s = kiln_pool_alloc(shared_pool);
     if (s == NULL) thread_fail("pool_alloc failed");
     s->owner = (uint32_t)me;
@@ -351,7 +357,7 @@ static void *pool_worker(void *arg) {
     stamp_t *r = box_take(in);
     if (r != NULL) check_and_free(me, r);
   }
-  while (received[me] < ROUNDS) {
+  while (received[me] < rounds) {
     stamp_t *r = box_take(in);
     if (r != NULL) check_and_free(me, r);
   }
@@ -360,6 +366,7 @@ static void *pool_worker(void *arg) {
 
 static void test_threads_cross_free(void **state) {
   (void)state;
+  rounds = light() ? BOX / 2 : ROUNDS;
   shared_pool = kiln_pool_new(BLOCK, 8);
   assert_non_null(shared_pool);
   pthread_t tid[THREADS];
@@ -367,7 +374,7 @@ static void test_threads_cross_free(void **state) {
   for (int i = 0; i < THREADS; i++)
     assert_int_equal(pthread_create(&tid[i], NULL, pool_worker, (void *)(intptr_t)i), 0);
   for (int i = 0; i < THREADS; i++) pthread_join(tid[i], NULL);
-  for (int i = 0; i < THREADS; i++) assert_int_equal(received[i], ROUNDS);
+  for (int i = 0; i < THREADS; i++) assert_int_equal(received[i], rounds);
   assert_int_equal(kiln_pool_in_use(shared_pool), 0);
   kiln_pool_trim(shared_pool); /* the exited threads' caches */
   assert_int_equal(kiln_pool_capacity_bytes(shared_pool), POOL_PAGE); /* all but one page returned */
@@ -410,6 +417,123 @@ static void test_threads_batches(void **state) {
   kiln_pool_destroy(shared_pool);
 }
 
+/* More threads than the pool has caches (16), all at once, while another
+ * thread trims in a loop: threads whose numbers are equal modulo 16 share
+ * a cache and take it from each other (src/pool.c, POOL_STEAL_AFTER), and
+ * every trim takes the caches from their owners in the middle of their
+ * work.  No block may be handed to two threads, none may be lost. */
+enum { SHARERS = 20, SHARE_ROUNDS = 300, SHARE_BATCH = 40 };
+static _Atomic int sharers_running;
+
+static void *share_worker(void *arg) {
+  int me = (int)(intptr_t)arg;
+  stamp_t *mine[SHARE_BATCH];
+  int share_rounds = light() ? SHARE_ROUNDS / 10 : SHARE_ROUNDS;
+  for (int round = 0; round < share_rounds; round++) {
+    for (int i = 0; i < SHARE_BATCH; i++) {
+      stamp_t *s = kiln_pool_alloc(shared_pool);
+      if (s == NULL) thread_fail("pool_alloc failed");
+      s->owner = (uint32_t)me;
+      s->seq = (uint32_t)(round * SHARE_BATCH + i);
+      mine[i] = s;
+    }
+    sched_yield(); /* let the others in between */
+    for (int i = 0; i < SHARE_BATCH; i++)
+      if (mine[i]->owner != (uint32_t)me || mine[i]->seq != (uint32_t)(round * SHARE_BATCH + i))
+        thread_fail("block %p handed out twice", (void *)mine[i]);
+    for (int i = 0; i < SHARE_BATCH; i++) kiln_pool_free(shared_pool, mine[i]);
+  }
+  atomic_fetch_sub(&sharers_running, 1);
+  return NULL;
+}
+
+static void *trimmer(void *arg) {
+  (void)arg;
+  while (atomic_load(&sharers_running) > 0) {
+    kiln_pool_trim(shared_pool);
+    sched_yield();
+  }
+  return NULL;
+}
+
+static void test_threads_share_caches(void **state) {
+  (void)state;
+  shared_pool = kiln_pool_new(BLOCK, 0);
+  assert_non_null(shared_pool);
+  atomic_store(&sharers_running, SHARERS);
+  pthread_t tid[SHARERS], trim_tid;
+  for (int i = 0; i < SHARERS; i++)
+    assert_int_equal(pthread_create(&tid[i], NULL, share_worker, (void *)(intptr_t)i), 0);
+  assert_int_equal(pthread_create(&trim_tid, NULL, trimmer, NULL), 0);
+  for (int i = 0; i < SHARERS; i++) pthread_join(tid[i], NULL);
+  pthread_join(trim_tid, NULL);
+  assert_int_equal(kiln_pool_in_use(shared_pool), 0);
+  kiln_pool_trim(shared_pool);
+  assert_int_equal(kiln_pool_capacity_bytes(shared_pool), POOL_PAGE);
+  kiln_pool_destroy(shared_pool);
+}
+
+/* Threads that exit leave a block in the cache they owned; the threads
+ * after them, one at a time, find their caches owned by exited threads
+ * once 16 have gone, and take them over after POOL_STEAL_AFTER calls (with
+ * the blocks in them).  Nothing is lost or handed out twice on the way
+ * (the pool's own checks would abort), the blocks left in caches still
+ * fit the one page, and trim takes them all back. */
+static void *short_lived(void *arg) {
+  (void)arg;
+  for (int k = 0; k < 600; k++) { /* > POOL_STEAL_AFTER calls: a cache a dead thread owns is taken */
+    void *p = kiln_pool_alloc(shared_pool);
+    if (p == NULL) thread_fail("pool_alloc failed");
+    kiln_pool_free(shared_pool, p);
+  }
+  void *keep = kiln_pool_alloc(shared_pool); /* and frees it: into the cache, left there */
+  kiln_pool_free(shared_pool, keep);
+  return NULL;
+}
+
+static void test_exited_threads_caches(void **state) {
+  (void)state;
+  shared_pool = kiln_pool_new(BLOCK, 0);
+  assert_non_null(shared_pool);
+  for (int i = 0; i < 40; i++) {
+    pthread_t tid;
+    assert_int_equal(pthread_create(&tid, NULL, short_lived, NULL), 0);
+    pthread_join(tid, NULL);
+  }
+  assert_int_equal(kiln_pool_in_use(shared_pool), 0);
+  /* 16 caches of at most 32 blocks each, 40-byte blocks: within one page. */
+  assert_int_equal(kiln_pool_capacity_bytes(shared_pool), POOL_PAGE);
+  kiln_pool_trim(shared_pool);
+  assert_int_equal(kiln_pool_in_use(shared_pool), 0);
+  assert_int_equal(kiln_pool_capacity_bytes(shared_pool), POOL_PAGE);
+  kiln_pool_destroy(shared_pool);
+}
+
+/* A forked child takes its parent's caches (trim: a heavy fence in the
+ * child) and goes on using the pool. */
+static void test_fork_child_trims(void **state) {
+  (void)state;
+  kiln_pool_t *pool = kiln_pool_new(48, 0);
+  assert_non_null(pool);
+  void *p = kiln_pool_alloc(pool);
+  kiln_pool_free(pool, p); /* the parent owns its cache, one block in it */
+  pid_t pid = fork();
+  assert_true(pid >= 0);
+  if (pid == 0) {
+    kiln_pool_trim(pool);
+    void *q = kiln_pool_alloc(pool);
+    kiln_pool_free(pool, q);
+    kiln_pool_trim(pool);
+    _exit(q != NULL && kiln_pool_in_use(pool) == 0 ? 0 : 1);
+  }
+  int status = 0;
+  assert_int_equal(waitpid(pid, &status, 0), pid);
+  assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+  kiln_pool_trim(pool);
+  assert_int_equal(kiln_pool_in_use(pool), 0);
+  kiln_pool_destroy(pool);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_new_errors),
@@ -422,6 +546,9 @@ int main(void) {
     cmocka_unit_test(test_bad_free),
     cmocka_unit_test(test_threads_cross_free),
     cmocka_unit_test(test_threads_batches),
+    cmocka_unit_test(test_threads_share_caches),
+    cmocka_unit_test(test_exited_threads_caches),
+    cmocka_unit_test(test_fork_child_trims),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
