@@ -11,7 +11,7 @@
 
 const char *kiln_version(void) { return "0.1.0"; }
 
-void *kiln_malloc(size_t size) { return kiln_malloc_inline(size); }
+kiln_hot_entry void *kiln_malloc(size_t size) { return kiln_malloc_inline(size); }
 
 void *kiln_calloc(size_t count, size_t size) {
   size_t total;

@@ -130,7 +130,7 @@ kiln_noinline void kiln_free_generic(kiln_segment_t *segment, kiln_page_t *page,
   free_generic_hinted(segment, page, p, 0, 0);
 }
 
-void kiln_free(void *p) { kiln_free_inline(p); }
+kiln_hot_entry void kiln_free(void *p) { kiln_free_inline(p); }
 
 size_t kiln_usable_size(const void *p) {
   kiln_segment_t *segment = kiln_segment_of(p);

@@ -17,6 +17,13 @@
 #define kiln_likely(x) __builtin_expect(!!(x), 1)
 #define kiln_unlikely(x) __builtin_expect(!!(x), 0)
 #define kiln_cold __attribute__((cold, noinline))
+/* The entry points of the fast paths (malloc, free, kiln_malloc,
+ * kiln_free, and the hardened mode's kiln_page_pop_keyed) each start a
+ * cache line, so that their few hot instructions
+ * span the fewest lines and decoder windows whatever the code around them
+ * adds: malloc starting 48 bytes into a line made simple 4-6 % slower (the
+ * minimum of 25 alternating runs) than the same code line-aligned. */
+#define kiln_hot_entry __attribute__((aligned(64)))
 #define kiln_noinline __attribute__((noinline))
 #define kiln_inline static inline __attribute__((always_inline))
 /* On every declaration of a variable that other files share: hidden, so the

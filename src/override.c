@@ -17,8 +17,8 @@
 
 #define KILN_PUBLIC __attribute__((visibility("default")))
 
-KILN_PUBLIC void *malloc(size_t size) { return kiln_malloc_inline(size); }
-KILN_PUBLIC void free(void *p) { kiln_free_inline(p); }
+KILN_PUBLIC kiln_hot_entry void *malloc(size_t size) { return kiln_malloc_inline(size); }
+KILN_PUBLIC kiln_hot_entry void free(void *p) { kiln_free_inline(p); }
 KILN_PUBLIC void *calloc(size_t count, size_t size) { return kiln_calloc(count, size); }
 KILN_PUBLIC void *realloc(void *p, size_t size) { return kiln_realloc(p, size); }
 KILN_PUBLIC void *reallocarray(void *p, size_t count, size_t size) { return kiln_reallocarray(p, count, size); }

@@ -259,7 +259,7 @@ void kiln_page_free_mt(kiln_page_t *page, kiln_block_t *block) {
                                                   memory_order_relaxed));
 }
 
-void *kiln_page_pop_keyed(kiln_page_t *page) {
+kiln_hot_entry void *kiln_page_pop_keyed(kiln_page_t *page) {
   kiln_block_t *block = page->free;
   if (kiln_unlikely(!kiln_page_carved(page, block)))
     kiln_page_list_corrupt(page, block);
