@@ -400,9 +400,13 @@ static pthread_key_t pool_slot_key;
 static pthread_once_t pool_slot_key_once = PTHREAD_ONCE_INIT;
 #define POOL_NO_SLOT UINT32_MAX
 
-/* Thread exit: the slot goes back (its caches stay with it). */
+/* Thread exit (the key's destructor, on the exiting thread): the slot goes
+ * back (its caches stay with it), and a pool call from a later destructor
+ * of this thread takes a slot anew instead of sharing this one with the
+ * thread that gets it next. */
 static void pool_slot_release(void *value) {
   uint32_t slot = (uint32_t)(uintptr_t)value - 1;
+  pool_slot_own = 0;
   atomic_fetch_and_explicit(&pool_slots_taken[slot / 64], ~((uint64_t)1 << (slot % 64)), memory_order_release);
 }
 
