@@ -387,10 +387,10 @@ static void heap_reset_direct(kiln_heap_t *heap) {
 
 /* Every KILN_COLLECT_INTERVAL_MS (checked every 64 slow-path events, on
  * the coarse clock: a loop of small mallocs reaches the slow path every few
- * calls, and the precise clock's reads were 2 % of simple's time), collect every page of the thread's heaps:
- * blocks that other threads freed onto pages the owner is not allocating
- * from are counted, and pages left empty go back to their segments, then
- * to the OS after the purge delay.  Without it, memory freed by other
+ * calls, and the precise clock's reads were 2 % of simple's time), collect
+ * every page of the thread's heaps: blocks that other threads freed onto
+ * pages the owner is not allocating from are counted, and pages left empty
+ * go back to their segments, then to the OS after the purge delay.  Without it, memory freed by other
  * threads would only come back when the owner allocated that size again. */
 #define KILN_COLLECT_INTERVAL_MS 100
 

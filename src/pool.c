@@ -479,7 +479,8 @@ static void pool_caches_revoke(pool_cache_t **caches, size_t n) {
   for (size_t i = 0; i < n; i++) atomic_store_explicit(&caches[i]->revoke, 1, memory_order_relaxed);
   pool_fence_heavy();
   for (size_t i = 0; i < n; i++) {
-    uint32_t owner = atomic_load_explicit(&caches[i]->owner, memory_order_relaxed); /* (only changed under cache_lock) */
+    /* (The owner changes only under cache_lock, which the caller holds.) */
+    uint32_t owner = atomic_load_explicit(&caches[i]->owner, memory_order_relaxed);
     while (atomic_load_explicit(&pool_slots[owner - 1].inside, memory_order_acquire) == (uintptr_t)caches[i])
       kiln_os_yield();
   }

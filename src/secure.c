@@ -52,8 +52,8 @@
  *     of a larger block is not zeroed: the cost would grow with the size
  *     (zeroing up to 1 KiB made larson 20 % slower; 64 bytes, 10 %).  Two
  *     16-byte stores, the same for every size, so the cost does not depend
- *     on the size and free takes no branch on it.  KILN_SECURE_ZERO=bytes shortens the
- *     prefix, 0 turns it off (kiln_secure_init).
+ *     on the size and free takes no branch on it.  KILN_SECURE_ZERO=bytes
+ *     shortens the prefix, 0 turns it off (kiln_secure_init).
  *   free_sized with a size larger than the block aborts.
  *
  *   Free-list links encoded with a per-page secret (the core: page->key,
