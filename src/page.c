@@ -42,6 +42,9 @@ void kiln_page_init(kiln_heap_t *heap, kiln_page_t *page, unsigned bin, size_t b
     /* The low 4 bits stay 0, so a genuine link decodes to a 16-byte aligned
      * block, and | 16 keeps the key non-zero. */
     page->key = (uintptr_t)(kiln_random_next(&heap->random) & ~(uint64_t)15) | 16;
+    /* Any block of the page shares the high half of its address with
+     * page->start: segments are 4 MiB aligned, so none crosses a 4 GiB line. */
+    page->screen_hi = (uint32_t)(page->key >> 32) ^ (uint32_t)((uintptr_t)page->start >> 32);
     page->flags.x.checked = KILN_PAGE_CHECKED_KEYED; /* the checking mode sets CHECKED */
   }
   page_set_divisor(page, block_size);

@@ -6,6 +6,8 @@
  *   kiln_page_block_index(pg,p) pointer -> index of the block it starts, or a
  *                             value >= capacity if p starts no carved block
  *   kiln_thread_id()          a unique id of the calling thread, no syscall
+ *   kiln_word_high_half(w)    bits 32-63 of the 64-bit word at w, by a
+ *                             4-byte load
  *
  * The segment map (segment_map.c) has two bitmaps over the 4 MiB chunks of
  * the 47-bit user address space (2^25 chunks, 4 MiB of zero-filled .bss
@@ -109,6 +111,24 @@ kiln_inline bool kiln_page_carved(const kiln_page_t *page, const void *p) {
  * before its thread pointer can be handed to a new thread. */
 kiln_inline uintptr_t kiln_thread_id(void) {
   return (uintptr_t)__builtin_thread_pointer();
+}
+
+/* The upper 32 bits of the 64-bit word at `word`, read with a 4-byte load
+ * of the half that holds them (byte 4 on a little-endian machine, byte 0 on
+ * a big-endian one).  Valid for any 8-byte aligned word Kiln may read (a
+ * block's first word, a page field); memcpy, because the half is not an
+ * object of its own (no aliasing question), and compilers make it one load.
+ * Why a half: a load wider than the program's last store to the same bytes
+ * cannot take its value from the store buffer and waits until that store
+ * reaches the cache (store-to-load forwarding; Intel's and AMD's optimization
+ * manuals).  Programs often write a block's first bytes just before they
+ * free it (simple writes one byte at p[0]); a load of bytes 4-7 does not
+ * overlap a write of bytes 0-3 and is served by a write of all eight. */
+_Static_assert(sizeof(uint64_t) == 8 && sizeof(uintptr_t) == 8, "Kiln needs 64-bit words");
+kiln_inline uint32_t kiln_word_high_half(const void *word) {
+  uint32_t half;
+  __builtin_memcpy(&half, (const char *)word + (__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ ? 4 : 0), 4);
+  return half;
 }
 
 #endif /* KILN_PTR_H */

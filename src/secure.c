@@ -7,9 +7,9 @@
  *     holds, in its first word, the link to the next free block encoded with
  *     the page's secret key (page.h); decoded, that is NULL or a block of the
  *     same page.  malloc clears the word, so a live block holds program data
- *     there, which decodes into the block's own segment (the O(1) screen,
- *     kiln_secure_looks_free in secure.h) only by an accident of probability
- *     ~2^-42 (the key is random).  Only a block that passes the screen has
+ *     there, whose high half decodes to NULL's or to the block's own (the
+ *     O(1) screen, kiln_secure_looks_free in secure.h) only by an accident
+ *     of probability ~2^-31 (the key is random).  Only a block that passes the screen has
  *     the page's free lists searched, and if it is found there it is
  *     reported (mimalloc's secure mode does the same).
  *     Stops: double free (any thread, any size while the page lives), and so

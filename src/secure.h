@@ -7,16 +7,24 @@
 #include "page.h"
 
 /* Could the block's first word be an encoded link?  A genuine one decodes
- * to NULL or to a block of the page, so to the block's own 4 MiB segment.
- * Program data decodes into the segment only if its top 42 bits equal those
- * of key ^ block: by chance, ~2^-42 (the key is random and secret).  The
- * segment test is a shift where the exact "carved block of the page" test
- * (ptr.h's block index, which the search of secure.c applies to every link
- * it follows) is a multiplication, and
- * this screen runs on every free; a false alarm costs only the search. */
+ * to NULL or to a block of the page, whose address has the same high half
+ * (bits 32-63) as the block's: the page's segment is one 4 MiB-aligned
+ * chunk, which never crosses a 4 GiB line.  So the screen reads only the
+ * word's high half and compares it with the two values a link's can have:
+ * the key's (NULL) and page->screen_hi (key ^ the segment's high half), both
+ * in the page's hot line: one 4-byte load and two compares.  Program data
+ * matches one of them by chance, ~2^-31 (the key is random and secret), and
+ * a false alarm costs only the search, which follows every link with the
+ * exact "carved block of the page" test (ptr.h's block index).
+ * Only the high half, not the whole word, because of store forwarding
+ * (kiln_word_high_half): the 8-byte load this screen made before stalled
+ * free whenever the program had just written a block's first bytes
+ * (`bench/ab`, simple: the hardened mode 1.60x the fast mode, 1.38x with
+ * this screen; docs/CHECKING.md). */
+_Static_assert(((uint64_t)1 << 32) % KILN_SEGMENT_SIZE == 0, "a segment chunk never crosses a 4 GiB line");
 kiln_inline bool kiln_secure_looks_free(const kiln_page_t *page, const kiln_block_t *block) {
-  uintptr_t next = (uintptr_t)kiln_block_next(page, block);
-  return next == 0 || ((next ^ (uintptr_t)block) >> KILN_SEGMENT_SHIFT) == 0;
+  uint32_t high = kiln_word_high_half(block);
+  return high == kiln_word_high_half(&page->key) || high == page->screen_hi;
 }
 
 /* Zero on free: the first KILN_SECURE_ZERO_MAX (32) bytes of every freed

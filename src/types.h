@@ -121,6 +121,7 @@ typedef struct __attribute__((aligned(64))) kiln_page_s {
   uint16_t capacity;              /* blocks carved so far */
   uint8_t zero_offset;            /* hardened mode: where free's second zeroing store goes (secure.h) */
   uint8_t div_shift;
+  uint32_t screen_hi;             /* hardened mode: high half of key ^ a link into this segment (secure.h) */
   /* cold */
   uint8_t segment_in_use;         /* the page belongs to a heap; else free in its segment */
   uint8_t is_committed;           /* memory not handed back to the OS since last use */
@@ -137,7 +138,7 @@ typedef struct __attribute__((aligned(64))) kiln_page_s {
   uint64_t purge_at;              /* free page: when (ms) its memory goes back to the OS */
 } kiln_page_t;
 _Static_assert(sizeof(kiln_page_t) == 128, "page metadata: two cache lines, hot fields in the first");
-_Static_assert(offsetof(kiln_page_t, div_shift) < 64, "the fast paths' fields fit the first cache line");
+_Static_assert(offsetof(kiln_page_t, screen_hi) + sizeof(uint32_t) <= 64, "the fast paths' fields fit the first cache line");
 
 typedef enum kiln_segment_kind_e {
   KILN_SEGMENT_SMALL,  /* 64 KiB pages */

@@ -295,6 +295,20 @@ static void *thread_id_barrier_worker(void *arg) {
 }
 
 /* Distinct between threads alive at the same time (a barrier keeps them). */
+/* kiln_word_high_half reads bits 32-63 of a word, whatever the byte order,
+ * and only those: the other half may hold anything. */
+static void test_word_high_half(void **state) {
+  (void)state;
+  static const uint64_t words[] = {0, 1, UINT32_MAX, (uint64_t)UINT32_MAX + 1, 0x0123456789abcdefull,
+                                   0xfedcba9876543210ull, UINT64_MAX};
+  for (size_t i = 0; i < sizeof words / sizeof words[0]; i++) {
+    uint64_t word = words[i];
+    assert_int_equal(kiln_word_high_half(&word), (uint32_t)(words[i] >> 32));
+    uintptr_t pointer = (uintptr_t)words[i];
+    assert_int_equal(kiln_word_high_half(&pointer), (uint32_t)(words[i] >> 32));
+  }
+}
+
 static void test_thread_id_distinct(void **state) {
   (void)state;
   enum { N = 8 };
@@ -322,6 +336,7 @@ int main(void) {
     cmocka_unit_test(test_owns_huge_interior),
     cmocka_unit_test(test_thread_id),
     cmocka_unit_test(test_thread_id_distinct),
+    cmocka_unit_test(test_word_high_half),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -349,20 +349,28 @@ int main(int argc, char **argv) {
     return 0;
   }
   if (strcmp(what, "live_link") == 0) {
-    /* A live block whose first word happens to decode like a free-list link
+    /* A live block whose first word happens to look like a free-list link
      * passes the O(1) double-free screen (secure.h); the search of the
      * page's lists must then clear it: no report, and the heap stays sound.
-     * The word is made so on purpose, with the page's key read through a
+     * The words are made so on purpose, with the page's key read through a
      * use after free: the first block freed on a fresh page links to NULL,
-     * so its first word is the key itself. */
-    enum { SIZE = 208, N = 64 };
-    uint8_t *probe = malloc(SIZE), *a = malloc(SIZE), *b = malloc(SIZE);
+     * so its first word is the key itself.  Three such words, each in a
+     * block of its own: one that decodes to the live block b, and two that
+     * the screen cannot tell from links because it reads only their high
+     * half: one into b's 4 GiB region, not at a block, and one that decodes
+     * to a small number, not NULL. */
+    enum { SIZE = 208, N = 64, FORMS = 3 };
+    uint8_t *probe = malloc(SIZE), *b = malloc(SIZE), *a[FORMS];
+    for (int f = 0; f < FORMS; f++) a[f] = malloc(SIZE);
     memset(b, 0x5b, SIZE);
     free(probe);
     uintptr_t key = *(volatile uintptr_t *)probe;
     if ((key & 31) != 16) return fail("no page key in a freed block's first word");
-    *(volatile uintptr_t *)a = key ^ (uintptr_t)b; /* decodes to b: a block of the page */
-    free(a);
+    const uintptr_t words[FORMS] = {key ^ (uintptr_t)b, key ^ ((uintptr_t)b | 0xffffff8u), key ^ 0x1238u};
+    for (int f = 0; f < FORMS; f++) {
+      *(volatile uintptr_t *)a[f] = words[f];
+      free(a[f]);
+    }
     static uint8_t *p[N];
     for (int i = 0; i < N; i++) memset(p[i] = malloc(SIZE), i, SIZE);
     for (int i = 0; i < N; i++)
