@@ -22,6 +22,26 @@ static void page_set_divisor(kiln_page_t *page, size_t block_size) {
   page->div_inverse = inv;
 }
 
+/* Hardened mode: the page's secret key, and the high half a link into the
+ * page's segment has once encoded (the double-free screen's two values,
+ * secure.h).  The low 4 bits of the key stay 0, so a genuine link decodes
+ * to a 16-byte aligned block, and | 16 keeps the key non-zero.  Every block
+ * of the page shares the high half of its address with page->start (a
+ * segment is one 4 MiB-aligned chunk and never crosses a 4 GiB line).  A
+ * key is drawn again if either value would be a high half that program
+ * data often has, 0 (small numbers) or all ones (small negative ones):
+ * live blocks holding them would all pass the screen, and each free would
+ * search the lists (a chance of 2^-30 a page otherwise). */
+static void page_set_key(kiln_heap_t *heap, kiln_page_t *page) {
+  uint32_t segment_hi = (uint32_t)((uintptr_t)page->start >> 32);
+  for (;;) {
+    page->key = (uintptr_t)(kiln_random_next(&heap->random) & ~(uint64_t)15) | 16;
+    uint32_t key_hi = (uint32_t)(page->key >> 32);
+    page->screen_hi = key_hi ^ segment_hi;
+    if (key_hi != 0 && key_hi != UINT32_MAX && page->screen_hi != 0 && page->screen_hi != UINT32_MAX) return;
+  }
+}
+
 void kiln_page_init(kiln_heap_t *heap, kiln_page_t *page, unsigned bin, size_t block_size) {
   kiln_segment_t *segment = kiln_segment_of(page);
   size_t area_size;
@@ -39,12 +59,7 @@ void kiln_page_init(kiln_heap_t *heap, kiln_page_t *page, unsigned bin, size_t b
   page->flags.all = 0;
   page->key = 0;
   if (heap->secure) {
-    /* The low 4 bits stay 0, so a genuine link decodes to a 16-byte aligned
-     * block, and | 16 keeps the key non-zero. */
-    page->key = (uintptr_t)(kiln_random_next(&heap->random) & ~(uint64_t)15) | 16;
-    /* Any block of the page shares the high half of its address with
-     * page->start: segments are 4 MiB aligned, so none crosses a 4 GiB line. */
-    page->screen_hi = (uint32_t)(page->key >> 32) ^ (uint32_t)((uintptr_t)page->start >> 32);
+    page_set_key(heap, page);
     page->flags.x.checked = KILN_PAGE_CHECKED_KEYED; /* the checking mode sets CHECKED */
   }
   page_set_divisor(page, block_size);

@@ -353,7 +353,44 @@ static void test_queue(void **state) {
   assert_null(q.last);
 }
 
-int main(void) {
+/* Page keys.  Plain pages have none; under KILN_SECURE=1 (this suite's
+ * secure_ run) each page of every size class has a key with its low 4 bits
+ * clear and bit 4 set, screen_hi is the high half of key ^ any block of the
+ * page, and neither value the double-free screen compares with is a high
+ * half program data often has (0, all ones). */
+static void test_page_keys(void **state) {
+  (void)state;
+  bool secure = getenv("KILN_SECURE") != NULL && strcmp(getenv("KILN_SECURE"), "1") == 0;
+  kiln_heap_t *heap = kiln_heap_new();
+  assert_non_null(heap);
+  size_t keyed = 0;
+  for (size_t size = 16; size <= 1024 * 1024; size += size / 2 > 16 ? size / 2 / 16 * 16 : 16) {
+    for (int round = 0; round < 4; round++) { /* on pages set up since the last reset */
+      uint8_t *p = kiln_heap_malloc(heap, size);
+      assert_non_null(p);
+      kiln_page_t *page = page_of(p);
+      if (!secure || page->bin == KILN_BIN_HUGE) {
+        assert_true(page->key == 0);
+        continue;
+      }
+      uint32_t key_hi = (uint32_t)(page->key >> 32);
+      assert_true((page->key & 31) == 16);
+      assert_int_equal(page->screen_hi, key_hi ^ (uint32_t)((uintptr_t)p >> 32));
+      assert_int_equal(page->screen_hi, key_hi ^ (uint32_t)((uintptr_t)(page->start + (size_t)(page->reserved - 1) * page->block_size) >> 32));
+      assert_true(key_hi != 0 && key_hi != UINT32_MAX);
+      assert_true(page->screen_hi != 0 && page->screen_hi != UINT32_MAX);
+      keyed++;
+    }
+    kiln_heap_reset(heap);
+  }
+  kiln_heap_destroy(heap);
+  if (secure) assert_true(keyed >= 4 * 20); /* (some 25 sizes up to 1 MiB) */
+}
+
+/* `test_page CASE` runs the cases whose names match CASE (a cmocka pattern):
+ * tests/CMakeLists.txt runs test_page_keys once more under KILN_SECURE=1. */
+int main(int argc, char **argv) {
+  if (argc > 1) cmocka_set_test_filter(argv[1]);
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_extend_until_full),
     cmocka_unit_test(test_extend_direct),
@@ -362,6 +399,7 @@ int main(void) {
     cmocka_unit_test(test_collect_merges_nonempty_free),
     cmocka_unit_test(test_remote_free_race),
     cmocka_unit_test(test_queue),
+    cmocka_unit_test(test_page_keys),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
