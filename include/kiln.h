@@ -179,6 +179,11 @@ KILN_EXPORT kiln_arena_info_t kiln_arena_info(const kiln_arena_t *arena);
  * its page, so up to 16 x 32 blocks may keep pages from going back to the
  * OS.  kiln_pool_trim gives every cache back to the pages, and empty pages
  * (but one) to the OS, now.
+ *
+ * fork: the child can use, trim and destroy its copy of every pool, even if
+ * other threads were in pool calls at that moment; a block that such a
+ * thread was moving through its cache is lost to the child (still counted
+ * by kiln_pool_in_use there).
  * ------------------------------------------------------------------------- */
 typedef struct kiln_pool_s kiln_pool_t;
 

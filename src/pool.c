@@ -90,6 +90,8 @@
  * address xor the pool's secret), cleared when the block is handed out
  * again, so a block freed twice is reported at its second free, in O(1),
  * unless the program overwrote the mark in between (a use after free).
+ *
+ * Fork: see "fork" below.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -97,6 +99,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "pool.h"
 #include "os.h"
 
 /* 64 KiB pages: one mmap per 4096 blocks of 16 bytes, and the same page size
@@ -163,6 +166,7 @@ struct kiln_pool_s {
   _Atomic uintptr_t lo, hi; /* lowest and highest page address ever held (read without the lock) */
   _Atomic size_t in_use;    /* blocks out of their pages: allocated or cached (read without the lock) */
   _Atomic size_t capacity;  /* bytes of pages held (likewise) */
+  struct kiln_pool_s *all_next, *all_prev; /* in pools_all (under pools_mutex) */
 };
 
 /* --- the caches' fences (see the top; tests/model/pool_cache.pml) -------- */
@@ -230,6 +234,27 @@ static void pages_remove(kiln_pool_t *pool, pool_page_t *page) {
   if (page->all_next != NULL) page->all_next->all_prev = page->all_prev;
 }
 
+/* --- every live pool, for fork -------------------------------------------- */
+static pthread_mutex_t pools_mutex = PTHREAD_MUTEX_INITIALIZER;
+static kiln_pool_t *pools_all;
+
+static void pools_add(kiln_pool_t *pool) {
+  pthread_mutex_lock(&pools_mutex);
+  pool->all_prev = NULL;
+  pool->all_next = pools_all;
+  if (pools_all != NULL) pools_all->all_prev = pool;
+  pools_all = pool;
+  pthread_mutex_unlock(&pools_mutex);
+}
+
+static void pools_remove(kiln_pool_t *pool) {
+  pthread_mutex_lock(&pools_mutex);
+  if (pool->all_prev != NULL) pool->all_prev->all_next = pool->all_next;
+  else pools_all = pool->all_next;
+  if (pool->all_next != NULL) pool->all_next->all_prev = pool->all_prev;
+  pthread_mutex_unlock(&pools_mutex);
+}
+
 /* --- create / destroy ---------------------------------------------------- */
 
 kiln_pool_t *kiln_pool_new(size_t block_size, size_t alignment) {
@@ -262,11 +287,13 @@ kiln_pool_t *kiln_pool_new(size_t block_size, size_t alignment) {
   atomic_init(&pool->hi, 0);
   atomic_init(&pool->in_use, 0);
   atomic_init(&pool->capacity, 0);
+  pools_add(pool);
   return pool;
 }
 
 void kiln_pool_destroy(kiln_pool_t *pool) {
   if (pool == NULL) return;
+  pools_remove(pool);
   pool_page_t *page = pool->pages;
   while (page != NULL) {
     pool_page_t *next = page->all_next;
@@ -680,4 +707,58 @@ size_t kiln_pool_in_use(const kiln_pool_t *pool) {
 
 size_t kiln_pool_capacity_bytes(const kiln_pool_t *pool) {
   return atomic_load_explicit(&((kiln_pool_t *)pool)->capacity, memory_order_relaxed);
+}
+
+/* --- fork ------------------------------------------------------------------
+ * The child of fork has one thread, the one that forked: a lock another
+ * thread held would stay held there, and a cache another thread was inside
+ * would stay entered.  So thread.c's fork handlers call these, before the
+ * core's locks are taken and after they are released:
+ *   prepare  takes pools_mutex, then every pool's cache_lock and lock (the
+ *            order of every other path; no pool path takes a core lock, or
+ *            another pool's, while it holds one of these), so no pool is
+ *            half-changed under a lock, and no cache is being taken over;
+ *   parent   releases them;
+ *   child    releases them, then cleans up after the threads that are gone.
+ *            A slot's `inside` word that names a cache says its thread was
+ *            in that cache's owner path, between two plain stores perhaps
+ *            (the list and its count): the child empties that cache (its
+ *            blocks are lost to the child, at most POOL_CACHE_MAX of them,
+ *            and stay counted as in use) and clears the word, which a trim
+ *            or taking the cache over would otherwise wait on forever.
+ *            Every slot but the child's own is given back; the caches of
+ *            those slots stay theirs, for the child's threads that take
+ *            them (as after a thread exits). */
+void kiln_pool_fork_prepare(void) {
+  pthread_mutex_lock(&pools_mutex);
+  for (kiln_pool_t *pool = pools_all; pool != NULL; pool = pool->all_next) {
+    pthread_mutex_lock(&pool->cache_lock);
+    pthread_mutex_lock(&pool->lock);
+  }
+}
+
+void kiln_pool_fork_parent(void) {
+  for (kiln_pool_t *pool = pools_all; pool != NULL; pool = pool->all_next) {
+    pthread_mutex_unlock(&pool->lock);
+    pthread_mutex_unlock(&pool->cache_lock);
+  }
+  pthread_mutex_unlock(&pools_mutex);
+}
+
+void kiln_pool_fork_child(void) {
+  uint32_t own = pool_slot_own; /* slot + 1, or 0 */
+  for (uint32_t slot = 0; slot < POOL_SLOTS; slot++) {
+    if (slot + 1 == own) continue;
+    pool_cache_t *cache = (pool_cache_t *)atomic_load_explicit(&pool_slots[slot].inside, memory_order_relaxed);
+    if (cache != NULL) {
+      cache->top = NULL;
+      pool_cache_set_count(cache, 0);
+      atomic_store_explicit(&pool_slots[slot].inside, 0, memory_order_relaxed);
+    }
+  }
+  for (uint32_t w = 0; w < POOL_SLOTS / 64; w++) {
+    uint64_t keep = own != 0 && (own - 1) / 64 == w ? (uint64_t)1 << ((own - 1) % 64) : 0;
+    atomic_store_explicit(&pool_slots_taken[w], keep, memory_order_relaxed);
+  }
+  kiln_pool_fork_parent();
 }

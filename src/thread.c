@@ -17,6 +17,7 @@
 #include "check.h"
 #include "heap.h"
 #include "os.h"
+#include "pool.h"
 #include "segment.h"
 #include "stats.h"
 
@@ -237,24 +238,35 @@ void kiln_heap_destroy(kiln_heap_t *heap) {
  * The child has one thread: any lock another thread held at fork() would stay
  * held forever, so prepare takes every Kiln lock and both sides release it.
  * Kiln's locks are leaves (nothing is called while holding them that takes
- * another lock, stdio's included), so taking them here cannot deadlock. */
+ * another lock, stdio's included), so taking them here cannot deadlock; the
+ * pools' locks come first (pool.c's own order among them). */
 static void fork_prepare(void) {
+  kiln_pool_fork_prepare(); /* first: the pools' locks are taken before any of the core's */
   pthread_mutex_lock(&threads_mutex);
   pthread_mutex_lock(&record_mutex);
   kiln_segment_lock();
   kiln_huge_cache_lock();
 }
 
-static void fork_parent(void) {
+static void fork_core_release(void) {
   kiln_huge_cache_unlock();
   kiln_segment_unlock();
   pthread_mutex_unlock(&record_mutex);
   pthread_mutex_unlock(&threads_mutex);
 }
 
+static void fork_parent(void) {
+  fork_core_release();
+  kiln_pool_fork_parent();
+}
+
 /* The child's only thread is the one that took the locks in fork_prepare:
- * it releases them (re-initialising a held mutex is undefined). */
-static void fork_child(void) { fork_parent(); }
+ * it releases them (re-initialising a held mutex is undefined), and the
+ * pools forget the threads that are gone. */
+static void fork_child(void) {
+  fork_core_release();
+  kiln_pool_fork_child();
+}
 
 /* --- exit ---------------------------------------------------------------------- */
 __attribute__((destructor)) static void kiln_destructor(void) {

@@ -534,6 +534,120 @@ static void test_fork_child_trims(void **state) {
   kiln_pool_destroy(pool);
 }
 
+/* fork while other threads work on a pool, holding its locks or inside their
+ * caches at that moment (bursts larger than a cache send blocks through the
+ * mutex both ways; a trimmer takes every cache over): each child must be
+ * able to trim, allocate, free and destroy the pool, from its own thread and
+ * a new one, without hanging (alarm) or losing a block it holds. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define FORK_CHILD_THREADS 0 /* sanitizer runtimes hang or refuse threads in such a child */
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define FORK_CHILD_THREADS 0
+#endif
+#endif
+#ifndef FORK_CHILD_THREADS
+#define FORK_CHILD_THREADS 1
+#endif
+
+typedef struct fork_busy_s {
+  kiln_pool_t *pool;
+  atomic_bool stop;
+  bool trimmer;
+} fork_busy_t;
+
+static void *fork_busy_worker(void *arg) {
+  fork_busy_t *b = arg;
+  void *held[80];
+  for (unsigned round = 0; !atomic_load(&b->stop); round++) {
+    if (b->trimmer) {
+      kiln_pool_trim(b->pool);
+      continue;
+    }
+    size_t n = 1 + round % 80;
+    for (size_t i = 0; i < n; i++) {
+      held[i] = kiln_pool_alloc(b->pool);
+      if (held[i] != NULL) memset(held[i], (int)i, 64);
+    }
+    for (size_t i = 0; i < n; i++) kiln_pool_free(b->pool, held[i]);
+  }
+  return NULL;
+}
+
+static void *fork_child_thread(void *arg) {
+  kiln_pool_t *pool = arg;
+  void *p[100];
+  for (int i = 0; i < 100; i++) p[i] = kiln_pool_alloc(pool);
+  for (int i = 0; i < 100; i++) kiln_pool_free(pool, p[i]);
+  return p[0];
+}
+
+static int fork_child_uses_pool(kiln_pool_t *pool, uint8_t *mine) {
+  for (int i = 0; i < 64; i++)
+    if (mine[i] != 0xa5) return 2;
+  kiln_pool_trim(pool);
+  void *p[300];
+  for (int i = 0; i < 300; i++) {
+    p[i] = kiln_pool_alloc(pool);
+    if (p[i] == NULL || p[i] == mine) return 3;
+    memset(p[i], 0x3c, 64);
+  }
+  for (int i = 0; i < 64; i++)
+    if (mine[i] != 0xa5) return 4;
+  for (int i = 0; i < 300; i++) kiln_pool_free(pool, p[i]);
+  if (FORK_CHILD_THREADS) {
+    pthread_t t;
+    void *got = NULL;
+    if (pthread_create(&t, NULL, fork_child_thread, pool) != 0) return 5;
+    pthread_join(t, &got);
+    if (got == NULL) return 6;
+  }
+  kiln_pool_free(pool, mine);
+  kiln_pool_trim(pool);
+  kiln_pool_destroy(pool);
+  return 0;
+}
+
+static void test_fork_busy_pool(void **state) {
+  (void)state;
+  kiln_pool_t *pool = kiln_pool_new(64, 0);
+  assert_non_null(pool);
+  enum { WORKERS = 4 };
+  fork_busy_t busy[WORKERS];
+  pthread_t threads[WORKERS];
+  for (int i = 0; i < WORKERS; i++) {
+    busy[i].pool = pool;
+    atomic_init(&busy[i].stop, false);
+    busy[i].trimmer = i == WORKERS - 1;
+    assert_int_equal(pthread_create(&threads[i], NULL, fork_busy_worker, &busy[i]), 0);
+  }
+  uint8_t *mine = kiln_pool_alloc(pool);
+  assert_non_null(mine);
+  memset(mine, 0xa5, 64);
+  int forks = light() ? 10 : 60;
+  for (int f = 0; f < forks; f++) {
+    usleep(500 + (useconds_t)(f % 7) * 300);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+      alarm(20);
+      _exit(fork_child_uses_pool(pool, mine));
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFSIGNALED(status))
+      fail_msg("fork %d: the child died of signal %d%s", f, WTERMSIG(status),
+               WTERMSIG(status) == SIGALRM ? " (it hung: a lock or cache left held?)" : "");
+    assert_int_equal(WEXITSTATUS(status), 0);
+  }
+  for (int i = 0; i < WORKERS; i++) atomic_store(&busy[i].stop, true);
+  for (int i = 0; i < WORKERS; i++) pthread_join(threads[i], NULL);
+  kiln_pool_free(pool, mine);
+  kiln_pool_trim(pool);
+  assert_int_equal(kiln_pool_in_use(pool), 0);
+  kiln_pool_destroy(pool);
+}
+
 int main(void) {
   const struct CMUnitTest tests[] = {
     cmocka_unit_test(test_new_errors),
@@ -549,6 +663,7 @@ int main(void) {
     cmocka_unit_test(test_threads_share_caches),
     cmocka_unit_test(test_exited_threads_caches),
     cmocka_unit_test(test_fork_child_trims),
+    cmocka_unit_test(test_fork_busy_pool),
   };
   return cmocka_run_group_tests(tests, NULL, NULL);
 }
