@@ -99,8 +99,8 @@
 #include <string.h>
 
 #include "internal.h"
-#include "pool.h"
 #include "os.h"
+#include "pool.h"
 
 /* 64 KiB pages: one mmap per 4096 blocks of 16 bytes, and the same page size
  * as the core's small pages.  At least 8 blocks a page bounds the header and

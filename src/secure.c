@@ -9,9 +9,9 @@
  *     same page.  malloc clears the word, so a live block holds program data
  *     there, whose high half decodes to NULL's or to the block's own (the
  *     O(1) screen, kiln_secure_looks_free in secure.h) only by an accident
- *     of probability ~2^-31 (the key is random).  Only a block that passes the screen has
- *     the page's free lists searched, and if it is found there it is
- *     reported (mimalloc's secure mode does the same).
+ *     of probability ~2^-31 (the key is random).  Only a block that passes
+ *     the screen has the page's free lists searched, and if it is found
+ *     there it is reported (mimalloc's secure mode does the same).
  *     Stops: double free (any thread, any size while the page lives), and so
  *     the classic "free twice, get the same block from two mallocs" overlap
  *     that turns a double free into a type confusion.  A double free after

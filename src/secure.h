@@ -19,8 +19,8 @@
  * Only the high half, not the whole word, because of store forwarding
  * (kiln_word_high_half): the 8-byte load this screen made before stalled
  * free whenever the program had just written a block's first bytes
- * (`bench/ab`, simple: the hardened mode 1.60x the fast mode, 1.38x with
- * this screen; docs/CHECKING.md). */
+ * (kiln-bench-interleave, simple: the hardened mode 1.45-1.60x the fast
+ * mode before, 1.38-1.40x with this screen; docs/CHECKING.md). */
 _Static_assert(((uint64_t)1 << 32) % KILN_SEGMENT_SIZE == 0, "a segment chunk never crosses a 4 GiB line");
 kiln_inline bool kiln_secure_looks_free(const kiln_page_t *page, const kiln_block_t *block) {
   uint32_t high = kiln_word_high_half(block);
