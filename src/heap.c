@@ -390,8 +390,9 @@ static void heap_reset_direct(kiln_heap_t *heap) {
  * calls, and the precise clock's reads were 2 % of simple's time), collect
  * every page of the thread's heaps: blocks that other threads freed onto
  * pages the owner is not allocating from are counted, and pages left empty
- * go back to their segments, then to the OS after the purge delay.  Without it, memory freed by other
- * threads would only come back when the owner allocated that size again. */
+ * go back to their segments, then to the OS after the purge delay.  Without
+ * it, memory freed by other threads would only come back when the owner
+ * allocated that size again. */
 #define KILN_COLLECT_INTERVAL_MS 100
 
 void kiln_heap_heartbeat(kiln_heap_t *heap) {

@@ -30,22 +30,8 @@
 
 #define CHILD_TIMEOUT_S 20
 
-/* Sanitizer runtimes are not fork-safe in a multi-threaded parent: ASan's
- * allocator lock may be held at fork (the child hangs in pthread_create),
- * and TSan refuses new threads after such a fork (die_after_fork).  There
- * the children of a busy parent do not start threads; Kiln's own calls are
- * the same. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define SANITIZED 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define SANITIZED 1
-#endif
-#endif
-#ifndef SANITIZED
-#define SANITIZED 0
-#endif
-
+/* Under ASan or TSan (SANITIZED, test_support.h) the children of a busy
+ * parent do not start threads. */
 
 static uint8_t byte_at(uint32_t tag, size_t i) { return (uint8_t)(tag * 131u + i * 7u + (i >> 10)); }
 

@@ -538,17 +538,8 @@ static void test_fork_child_trims(void **state) {
  * caches at that moment (bursts larger than a cache send blocks through the
  * mutex both ways; a trimmer takes every cache over): each child must be
  * able to trim, allocate, free and destroy the pool, from its own thread and
- * a new one, without hanging (alarm) or losing a block it holds. */
-#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
-#define FORK_CHILD_THREADS 0 /* sanitizer runtimes hang or refuse threads in such a child */
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
-#define FORK_CHILD_THREADS 0
-#endif
-#endif
-#ifndef FORK_CHILD_THREADS
-#define FORK_CHILD_THREADS 1
-#endif
+ * a new one (but under a sanitizer: SANITIZED, test_support.h), without
+ * hanging (alarm) or losing a block it holds. */
 
 typedef struct fork_busy_s {
   kiln_pool_t *pool;
@@ -595,7 +586,7 @@ static int fork_child_uses_pool(kiln_pool_t *pool, uint8_t *mine) {
   for (int i = 0; i < 64; i++)
     if (mine[i] != 0xa5) return 4;
   for (int i = 0; i < 300; i++) kiln_pool_free(pool, p[i]);
-  if (FORK_CHILD_THREADS) {
+  if (!SANITIZED) {
     pthread_t t;
     void *got = NULL;
     if (pthread_create(&t, NULL, fork_child_thread, pool) != 0) return 5;

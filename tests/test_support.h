@@ -44,6 +44,22 @@ static inline bool light(void) {
 #define TSAN 0
 #endif
 
+/* Sanitizer runtimes are not fork-safe in a multi-threaded parent: ASan's
+ * allocator lock may be held at fork (the child hangs in pthread_create),
+ * and TSan refuses new threads after such a fork (die_after_fork).  Tests
+ * whose children fork from a busy parent start no threads there under
+ * either; Kiln's own calls are the same. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define SANITIZED 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer)
+#define SANITIZED 1
+#endif
+#endif
+#ifndef SANITIZED
+#define SANITIZED 0
+#endif
+
 static inline bool is_aligned(const void *p, size_t a) { return ((uintptr_t)p & (a - 1)) == 0; }
 
 /* cmocka's fail_msg longjmps to the main thread: from a worker, print and
